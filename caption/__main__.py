@@ -1,0 +1,85 @@
+"""python -m caption {train, describe, score, search, meta-eval}: parse arguments, call one function."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m caption", description="Train a captioner and judge images with it.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a captioner from a YAML config")
+    p.add_argument("config")
+    p.add_argument("--out", help="run directory (default runs/<config name>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--resume", help="'latest' or a checkpoint folder")
+
+    p = sub.add_parser("describe", help="caption images")
+    p.add_argument("model_dir")
+    p.add_argument("images", nargs="+")
+    dec = p.add_mutually_exclusive_group()
+    dec.add_argument("--beams", type=int, default=1)
+    dec.add_argument("--top-p", type=float)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("score", help="score a folder of generated images against their prompts")
+    p.add_argument("model_dir")
+    p.add_argument("samples_dir")
+    p.add_argument("--out", help="where scores.jsonl, summary.json and report.html go (default: SAMPLES_DIR)")
+    p.add_argument("--alpha", type=float, help="debiasing weight (default: the model's stored choice)")
+    p.add_argument("--distractors", type=int, default=20)
+
+    p = sub.add_parser("search", help="rank the images of a folder by a text query")
+    p.add_argument("model_dir")
+    p.add_argument("images_dir")
+    p.add_argument("query")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--html", help="write an HTML strip of the top images here")
+    p.add_argument("--alpha", type=float)
+
+    p = sub.add_parser("meta-eval", help="how far to trust the judge: error ladders on held-out shapes renders")
+    p.add_argument("model_dir")
+    p.add_argument("--count", type=int, default=300)
+    p.add_argument("--size", type=int)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--out", help="write the report JSON here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "train":
+        from .train import train
+
+        print(train(args.config, args.out, args.overrides, args.resume))
+    elif args.command == "describe":
+        from .describe import describe
+
+        results = describe(args.model_dir, args.images, args.beams, args.top_p, args.seed)
+        for r in results:
+            text = r["caption"] if "caption" in r else f"[skipped: {r['skipped']}]"
+            print(json.dumps(r) if args.json else f"{r['file']}: {text}")
+    elif args.command == "score":
+        from .score import score_folder
+
+        summary = score_folder(args.model_dir, args.samples_dir, args.out, args.alpha, args.distractors)
+        print(json.dumps(summary["table"], indent=2))
+    elif args.command == "search":
+        from .search import search
+
+        for rank, (name, value) in enumerate(search(args.model_dir, args.images_dir, args.query, args.top, args.html, args.alpha), 1):
+            print(f"{rank:3d}  {value:9.3f}  {name}")
+    elif args.command == "meta-eval":
+        from .meta_eval import meta_eval
+
+        print(json.dumps(meta_eval(args.model_dir, args.count, args.size, args.seed, args.out), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""`caption describe`: captions for image files, with greedy, beam or nucleus decoding."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from PIL import Image
+
+from .judge import Judge
+from .score import UNREADABLE
+
+
+def describe(model_dir: str | Path, images: Sequence[str | Path], beams: int = 1, top_p: float | None = None,
+             seed: int = 0) -> list[dict]:
+    """One dict per input: {"file", "caption"} or {"file", "skipped": reason}; bad files never stop the run."""
+    judge = Judge(model_dir)
+    results, pixels, ok = [], [], []
+    for path in map(Path, images):
+        if not path.is_file():
+            results.append({"file": str(path), "skipped": "missing file"})
+            continue
+        try:
+            with Image.open(path) as im:
+                pixels.append(judge.pil_to_pixels(im))
+            ok.append(len(results))
+            results.append({"file": str(path)})
+        except UNREADABLE as err:
+            results.append({"file": str(path), "skipped": f"not a readable image ({type(err).__name__})"})
+    if pixels:
+        for i, cap in zip(ok, judge.caption(torch.stack(pixels), num_beams=beams, top_p=top_p, seed=seed)):
+            results[i]["caption"] = cap
+    return results

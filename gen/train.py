@@ -1,0 +1,115 @@
+"""Generator training: the text-to-image task plugged into the shared loop in engine.py."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate.utils import set_seed
+from diffusers import UNet2DConditionModel
+from torch.utils.tensorboard import SummaryWriter
+from torchvision.utils import make_grid
+from transformers import GPT2Model
+
+from . import config as config_io
+from .checkpoint import run_dir_for
+from .config import GenConfig
+from .data import ImageCaptionDataset, SkipLog, read_records
+from .diffusion import noise_scheduler, sampling_scheduler, training_losses
+from .engine import fit
+from .pipeline import TextToImagePipeline
+from .text import build_text_model, encode, is_frozen, load_tokenizer, tokenize
+
+log = logging.getLogger(__name__)
+
+
+class TextToImageModel(torch.nn.Module):
+    """Text encoder + UNet as one module, so EMA, checkpoints and DDP see a single set of weights."""
+
+    def __init__(self, text_encoder: GPT2Model, unet: UNet2DConditionModel, freeze_text: bool) -> None:
+        super().__init__()
+        self.text_encoder, self.unet, self.freeze_text = text_encoder, unet, freeze_text
+        self.text_encoder.requires_grad_(not freeze_text)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_text):
+            states, mask = encode(self.text_encoder, input_ids, mask)  # (B, T, D), (B, T)
+        return self.unet(x_t, t, encoder_hidden_states=states, encoder_attention_mask=mask).sample  # (B, C, H, W)
+
+
+def build_unet(cfg: GenConfig, cross_attention_dim: int) -> UNet2DConditionModel:
+    kwargs = {"in_channels": 3, "out_channels": 3, "sample_size": cfg.data.resolution, **cfg.unet}
+    return UNet2DConditionModel(**kwargs, cross_attention_dim=cross_attention_dim)
+
+
+class GenTask:
+    """Data, model and loss of the generator; see engine.Task."""
+
+    def __init__(self, cfg: GenConfig, run_dir: Path) -> None:
+        self.cfg, self.run_dir = cfg, run_dir
+        self.skips = SkipLog()
+        records = read_records(cfg.data, default_dir=run_dir, skips=self.skips)
+        self.dataset = ImageCaptionDataset(records, cfg.data.resolution, cfg.data.hflip, cfg.data.preload, self.skips)
+        texts = [t for r in records for t in r.texts]
+        tokenizer, text_encoder = build_text_model(cfg.text, texts)
+        saved = run_dir / "tokenizer"
+        if saved.is_dir() and not cfg.text.pretrained:
+            tokenizer = load_tokenizer(str(saved))  # resume with the exact vocabulary of the first run
+        else:
+            tokenizer.save_pretrained(saved)
+        self.tokenizer = tokenizer
+        self.max_length = min(cfg.text.max_length, text_encoder.config.n_positions)
+        self.scheduler = noise_scheduler(cfg.diffusion)
+        self.model = TextToImageModel(text_encoder, build_unet(cfg, text_encoder.config.n_embd), is_frozen(cfg.text))
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        x0 = batch["pixel_values"].to(self.scheduler_device(model))  # (B, 3, H, W)
+        # Condition dropout (DiT token_drop): the empty prompt teaches the unconditional model for CFG.
+        drop = torch.rand(len(batch["text"])) < self.cfg.diffusion.cond_drop
+        texts = ["" if d else t for d, t in zip(drop.tolist(), batch["text"])]
+        ids, mask = (x.to(x0.device) for x in tokenize(self.tokenizer, texts, self.max_length))
+        losses = training_losses(lambda x_t, t: model(x_t, t, ids, mask), x0, self.scheduler, self.cfg.diffusion.snr_gamma)
+        return losses.mean()
+
+    @staticmethod
+    def scheduler_device(model: torch.nn.Module) -> torch.device:
+        return next(model.parameters()).device
+
+    def pipeline(self, model: TextToImageModel) -> TextToImagePipeline:
+        return TextToImagePipeline(self.tokenizer, model.text_encoder, model.unet, sampling_scheduler(self.scheduler))
+
+    def evaluate(self, model: TextToImageModel, step: int, writer: SummaryWriter | None) -> dict[str, float]:
+        prompts = self.cfg.sample.prompts
+        if not prompts or writer is None:
+            return {}
+        pipe = self.pipeline(model)
+        pipe.set_progress_bar_config(disable=True)
+        gens = [torch.Generator().manual_seed(i) for i in range(len(prompts))]
+        images = pipe(prompts, num_inference_steps=self.cfg.sample.steps, guidance_scale=self.cfg.sample.guidance,
+                      generator=gens, output_type="pt").images  # (B, 3, H, W)
+        writer.add_image("samples", make_grid(images.cpu(), nrow=min(8, len(prompts))), step)
+        return {}
+
+    def export(self, model: TextToImageModel, out: Path) -> None:
+        """The end product: a diffusers-layout pipeline folder (safetensors) holding the EMA weights."""
+        self.pipeline(model).save_pretrained(out, safe_serialization=True)
+        config_io.save(self.cfg, out / "roundtrip_config.yaml")
+
+
+def train(config_path: str | Path | None, out: str | Path | None = None, overrides: list[str] | None = None,
+          resume: str | None = None) -> Path:
+    """Train a generator from a YAML config; returns the exported pipeline folder RUN_DIR/model."""
+    cfg = config_io.load(GenConfig, config_path, overrides)
+    run_dir = run_dir_for(cfg.name, out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_io.save(cfg, run_dir / "config.yaml")
+    set_seed(cfg.train.seed)  # model initialisation is part of what a seed reproduces
+    task = GenTask(cfg, run_dir)
+    metrics = fit(task, cfg.train, run_dir, resume, cfg.data.num_workers)
+    summary = {"metrics": metrics, "skipped": task.skips.summary(), "examples": len(task.dataset)}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if task.skips.counts:
+        log.warning("skipped %d data items: %s", sum(task.skips.counts.values()), task.skips.summary())
+    return run_dir / "model"
