@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(PY) -m roundtrip_demo
+	$(PY) -m caption demo
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,4 +1,4 @@
-"""python -m caption {train, describe, score, search, meta-eval}: parse arguments, call one function."""
+"""python -m caption {train, describe, score, search, meta-eval, demo}: parse arguments, call one function."""
 from __future__ import annotations
 
 import argparse
@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--html", help="write an HTML strip of the top images here")
     p.add_argument("--alpha", type=float)
 
+    p = sub.add_parser("demo", help="the whole round trip on shapes data (what `make demo` runs)")
+    p.add_argument("--out", default="samples/demo")
+    p.add_argument("--runs", default="runs/demo")
+    p.add_argument("--data", default="data/shapes32")
+
     p = sub.add_parser("meta-eval", help="how far to trust the judge: error ladders on held-out shapes renders")
     p.add_argument("model_dir")
     p.add_argument("--count", type=int, default=300)
@@ -74,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
 
         for rank, (name, value) in enumerate(search(args.model_dir, args.images_dir, args.query, args.top, args.html, args.alpha), 1):
             print(f"{rank:3d}  {value:9.3f}  {name}")
+    elif args.command == "demo":
+        from .demo import run
+
+        run(args.out, args.runs, args.data)
     elif args.command == "meta-eval":
         from .meta_eval import meta_eval
 

@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-from gen.data import load_image
+from gen.data import image_to_tensor, load_image
 from gen.text import tokenize
 
 from .model import Captioner
@@ -51,10 +51,8 @@ class Judge:
         return load_image(path, self.size).float() / 127.5 - 1.0
 
     def pil_to_pixels(self, image: Image.Image) -> torch.Tensor:
-        from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
-
-        image = center_crop(resize(image.convert("RGB"), self.size, antialias=True), [self.size, self.size])
-        return pil_to_tensor(image).float() / 127.5 - 1.0
+        """The same preprocessing as training (gen.data), so the judge sees what the captioner learned from."""
+        return image_to_tensor(image, self.size).float() / 127.5 - 1.0
 
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:

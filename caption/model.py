@@ -65,8 +65,10 @@ class ImageEncoder(nn.Module):
             net.maxpool = nn.Identity()
         stages = [net.layer1, net.layer2, net.layer3, net.layer4][: cfg.stages]
         self.trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, *stages)
+        self.trunk.eval()  # measuring the output shape must not touch BatchNorm running statistics
         with torch.no_grad():
             c, h, w = self.trunk(torch.zeros(1, 3, cfg.image_size, cfg.image_size)).shape[1:]
+        self.trunk.train()
         self.row = nn.Parameter(torch.zeros(c, h, 1))  # learned 2-D position: row + column embeddings
         self.col = nn.Parameter(torch.zeros(c, 1, w))
         nn.init.normal_(self.row, std=0.02)

@@ -1,0 +1,1 @@
+"""gen: GPT-2-conditioned pixel-space diffusion — data, training, sampling."""

@@ -52,7 +52,8 @@ class Checkpoints:
         self.dir.mkdir(parents=True, exist_ok=True)
         final = self.dir / f"checkpoint-{step:08d}"
         tmp = self.dir / f".tmp-checkpoint-{step:08d}"
-        shutil.rmtree(tmp, ignore_errors=True)
+        for stale in self.dir.glob(".tmp-checkpoint-*"):  # left by a run killed mid-write
+            shutil.rmtree(stale, ignore_errors=True)
         tmp.mkdir()
         write(tmp)
         for f in tmp.iterdir():  # data on disk before the rename makes it visible

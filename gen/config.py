@@ -81,7 +81,6 @@ class SampleConfig:
 
 def _unet_defaults() -> dict[str, Any]:
     return {
-        "sample_size": 32,
         "block_out_channels": [64, 128, 128],
         "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
         "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
@@ -104,6 +103,7 @@ class GenConfig:
     def __post_init__(self) -> None:
         from diffusers import UNet2DConditionModel
 
+        self.unet = {**_unet_defaults(), **self.unet}  # a partial unet section or --set unet.x edits the defaults
         allowed = set(inspect.signature(UNet2DConditionModel.__init__).parameters) - {"self"}
         bad = sorted(set(self.unet) - allowed)
         if bad:
@@ -121,7 +121,7 @@ def from_dict(cls: type[T], raw: dict[str, Any] | None, where: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown config key {where}{unknown[0]!r}; known keys: {', '.join(sorted(fields))}")
+        raise ConfigError(f"unknown config key {where + unknown[0]!r}; known keys: {', '.join(sorted(fields))}")
     kwargs = {k: _coerce(hints[k], v, f"{where}{k}") for k, v in raw.items()}
     return cls(**kwargs)
 
@@ -148,8 +148,11 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         if not isinstance(value, origin):
             raise ConfigError(f"config key {key!r} must be a {origin.__name__}, got {value!r}")
         return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if hint is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:  # PyYAML reads 1e-3 (no dot) as a string
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"config key {key!r} must be float, got {value!r}") from None
     if hint in (int, float, str, bool) and not (type(value) is hint):
         raise ConfigError(f"config key {key!r} must be {hint.__name__}, got {value!r}")
     return value

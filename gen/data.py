@@ -117,9 +117,9 @@ def read_coco(json_path: str | Path, image_root: str | Path | None = None, skips
 
 
 def read_records(cfg: DataConfig, default_dir: str | Path | None = None, skips: SkipLog | None = None,
-                 split: str | None | type[...] = ...) -> list[Record]:
-    """The records a data config names; source=shapes writes its data set first when missing."""
-    split = cfg.split if split is ... else split
+                 all_splits: bool = False) -> list[Record]:
+    """The records a data config names (`all_splits`: ignore data.split); shapes are written first when missing."""
+    split = None if all_splits else cfg.split
     if cfg.source == "coco":
         return read_coco(cfg.path, cfg.image_root or None, skips)
     if cfg.source == "shapes":
@@ -136,13 +136,15 @@ def read_records(cfg: DataConfig, default_dir: str | Path | None = None, skips: 
     raise ValueError(f"data.source must be folder, coco or shapes, not {cfg.source!r}")
 
 
-def load_image(path: Path, resolution: int) -> torch.Tensor:
+def image_to_tensor(image: Image.Image, resolution: int) -> torch.Tensor:
     """RGB, resized (short side) and centre-cropped to `resolution`; uint8 (3, R, R)."""
+    image = TF.resize(image.convert("RGB"), resolution, interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+    return TF.pil_to_tensor(TF.center_crop(image, [resolution, resolution]))
+
+
+def load_image(path: Path, resolution: int) -> torch.Tensor:
     with Image.open(path) as im:
-        im = im.convert("RGB")
-        im = TF.resize(im, resolution, interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
-        im = TF.center_crop(im, [resolution, resolution])
-        return TF.pil_to_tensor(im)
+        return image_to_tensor(im, resolution)
 
 
 class ImageCaptionDataset(Dataset):
@@ -181,10 +183,12 @@ class ImageCaptionDataset(Dataset):
         pixels = self.image(index)
         if pixels is None:
             return None
-        if self.hflip and random.Random(draw).random() < 0.5:
+        rng = random.Random(draw)
+        flip, pick = rng.random() < 0.5, rng.random()  # both drawn always: the caption is the same with or without hflip
+        if self.hflip and flip:
             pixels = pixels.flip(-1)
         texts = self.records[index].texts
-        text = texts[random.Random(draw).randrange(len(texts))] if len(texts) > 1 else texts[0]
+        text = texts[int(pick * len(texts))]
         return {"pixel_values": pixels.float() / 127.5 - 1.0, "text": text, "index": index}
 
 

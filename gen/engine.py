@@ -41,7 +41,17 @@ def _loader(dataset: ImageCaptionDataset, cfg: TrainConfig, start_batch: int, ac
             num_workers: int) -> DataLoader:
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, start_batch,
                                 accelerator.process_index, accelerator.num_processes)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
+    # Its own generator: creating a DataLoader iterator draws a worker seed, which must not move the
+    # global RNG (a resumed run creates the iterator at a different step than an uninterrupted one).
+    gen = torch.Generator().manual_seed(cfg.seed)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers, generator=gen)
+
+
+def _any_process(flag: bool, accelerator: Accelerator) -> bool:
+    """True on every process if it is true on one: clocks differ, and all must stop at the same step."""
+    if accelerator.num_processes == 1:
+        return flag
+    return bool(accelerator.reduce(torch.tensor([float(flag)], device=accelerator.device), reduction="max").item())
 
 
 def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, num_workers: int = 0) -> dict[str, float]:
@@ -112,7 +122,8 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
             writer.add_scalar("train/lr", lr_schedule.get_last_lr()[0], step)
         if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
             evaluate()
-        out_of_time = cfg.max_minutes is not None and (time.monotonic() - start) > cfg.max_minutes * 60
+        out_of_time = _any_process(cfg.max_minutes is not None and (time.monotonic() - start) > cfg.max_minutes * 60,
+                                   accelerator)
         if step % cfg.ckpt_every == 0 or step == cfg.max_steps or out_of_time:
             save_checkpoint()
         if out_of_time:

@@ -24,7 +24,7 @@ class TextToImagePipeline(DiffusionPipeline):
 
     def encode_prompt(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden states (B, T, D) and padding mask (B, T) for a list of prompts."""
-        ids, mask = tokenize(self.tokenizer, prompts, max_length_of(self.text_encoder))
+        ids, mask = tokenize(self.tokenizer, prompts, max_length_of(self.text_encoder, self.tokenizer))
         ids, mask = ids.to(self._execution_device), mask.to(self._execution_device)
         return encode(self.text_encoder, ids, mask)
 

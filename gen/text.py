@@ -99,9 +99,9 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_lengt
     return input_ids, mask
 
 
-def max_length_of(text_encoder: PreTrainedModel, configured: int | None = None) -> int:
-    limit = text_encoder.config.n_positions
-    return min(limit, configured) if configured else limit
+def max_length_of(text_encoder: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
+    """The prompt length used in training, stored as the tokenizer's model_max_length."""
+    return min(text_encoder.config.n_positions, tokenizer.model_max_length)
 
 
 def encode(text_encoder: GPT2Model, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

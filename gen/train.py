@@ -61,6 +61,7 @@ class GenTask:
             tokenizer.save_pretrained(saved)
         self.tokenizer = tokenizer
         self.max_length = min(cfg.text.max_length, text_encoder.config.n_positions)
+        tokenizer.model_max_length = self.max_length  # saved with it, so sampling cuts prompts where training did
         self.scheduler = noise_scheduler(cfg.diffusion)
         self.model = TextToImageModel(text_encoder, build_unet(cfg, text_encoder.config.n_embd), is_frozen(cfg.text))
 
