@@ -48,6 +48,7 @@ class DiffusionConfig:
     num_train_timesteps: int = 1000
     prediction_type: str = "v_prediction"  # v_prediction | epsilon
     snr_gamma: float | None = 5.0  # min-SNR-γ loss weighting (Hang et al. 2023); null disables
+    snr_floor: float | None = 1.0  # v only: lower clip of the x0 weight; null gives plain min-SNR (diffusion.py)
     cond_drop: float = 0.1  # classifier-free guidance needs an unconditional model too
 
 

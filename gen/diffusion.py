@@ -31,17 +31,24 @@ def snr(scheduler: DDPMScheduler, t: torch.Tensor) -> torch.Tensor:
     return abar / (1 - abar)
 
 
-def min_snr_weight(snr_t: torch.Tensor, gamma: float | None, prediction_type: str) -> torch.Tensor:
-    """Min-SNR-γ weighting (Hang et al. 2023), written for the chosen regression target."""
+def min_snr_weight(snr_t: torch.Tensor, gamma: float | None, prediction_type: str, floor: float | None = 1.0) -> torch.Tensor:
+    """Min-SNR-γ weighting (Hang et al. 2023) with a floor, written for the chosen regression target.
+
+    In x0 terms the weight is clamp(SNR, floor, γ). Plain min-SNR (no floor) weights x0 by SNR → 0 at
+    high noise, which is where colour and layout are decided: with a cosine schedule in pixel space the
+    text encoder then never learns them. The floor (Salimans & Ho 2022's truncated-SNR) keeps those
+    steps at least at unit x0 weight. It applies to v only: for ε it would blow up as 1/SNR.
+    """
     if gamma is None:
         return torch.ones_like(snr_t)
-    clipped = torch.clamp(snr_t, max=gamma)
-    # The ε-loss is SNR-weighted x0-loss, the v-loss (SNR+1)-weighted; divide that out, then clip.
-    return clipped / snr_t.clamp(min=1e-8) if prediction_type == "epsilon" else clipped / (snr_t + 1)
+    if prediction_type == "epsilon":  # the ε-loss is SNR-weighted x0-loss: divide that out
+        return torch.clamp(snr_t, max=gamma) / snr_t.clamp(min=1e-8)
+    x0_weight = torch.clamp(snr_t, min=floor if floor is not None else 0.0, max=gamma)
+    return x0_weight / (snr_t + 1)  # the v-loss is (SNR+1)-weighted x0-loss
 
 
 def training_losses(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x0: torch.Tensor,
-                    scheduler: DDPMScheduler, snr_gamma: float | None = 5.0) -> torch.Tensor:
+                    scheduler: DDPMScheduler, snr_gamma: float | None = 5.0, snr_floor: float | None = 1.0) -> torch.Tensor:
     """Per-sample loss (B,) of `denoise(x_t, t)` at random timesteps, with min-SNR weighting."""
     b = x0.shape[0]
     t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), device=x0.device)  # (B,)
@@ -51,4 +58,4 @@ def training_losses(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
     target = noise if pred_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
     pred = denoise(x_t, t)  # (B, C, H, W)
     mse = (pred.float() - target.float()).pow(2).mean(dim=(1, 2, 3))  # (B,)
-    return mse * min_snr_weight(snr(scheduler, t), snr_gamma, pred_type)
+    return mse * min_snr_weight(snr(scheduler, t), snr_gamma, pred_type, snr_floor)

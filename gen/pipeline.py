@@ -12,6 +12,21 @@ from transformers import GPT2Model, PreTrainedTokenizerBase
 from .text import encode, max_length_of, tokenize
 
 
+def unet_conditioning(unet: UNet2DConditionModel, states: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """UNet keyword arguments for text states (B, T, D) and their mask (B, T).
+
+    Cross-attention always gets the token states. A UNet built with class_embed_type="projection" also
+    gets a pooled summary added to its timestep embedding (as Imagen does): the state of the last real
+    token, which a causal GPT-2 computes from the whole prompt. That global signal reaches every
+    ResNet block, so attributes of the whole image (colour, layout) are learned far sooner.
+    """
+    kwargs = {"encoder_hidden_states": states, "encoder_attention_mask": mask}
+    if unet.config.class_embed_type == "projection":
+        last = mask.sum(dim=1) - 1  # (B,)
+        kwargs["class_labels"] = states[torch.arange(len(states), device=states.device), last]  # (B, D)
+    return kwargs
+
+
 class TextToImagePipeline(DiffusionPipeline):
     """Pixel-space text-to-image diffusion with classifier-free guidance (Ho & Salimans 2022)."""
 
@@ -50,6 +65,7 @@ class TextToImagePipeline(DiffusionPipeline):
         guided = guidance_scale != 1.0
         # CFG by batch doubling (DiT forward_with_cfg): one UNet call for both halves.
         states, mask = self.encode_prompt(negatives + prompts if guided else prompts)  # (2B|B, T, D)
+        unet_kwargs = unet_conditioning(self.unet, states.to(self.unet.dtype), mask)
 
         size = self.unet.config.sample_size
         shape = (len(prompts), self.unet.config.in_channels, size, size)
@@ -60,8 +76,7 @@ class TextToImagePipeline(DiffusionPipeline):
         for t in self.progress_bar(self.scheduler.timesteps):
             x_in = torch.cat([x, x]) if guided else x  # (2B|B, C, H, W)
             x_in = self.scheduler.scale_model_input(x_in, t)
-            out = self.unet(x_in, t, encoder_hidden_states=states.to(self.unet.dtype),
-                            encoder_attention_mask=mask).sample
+            out = self.unet(x_in, t, **unet_kwargs).sample
             if guided:
                 uncond, cond = out.chunk(2)
                 out = uncond + guidance_scale * (cond - uncond)

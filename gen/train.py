@@ -19,7 +19,7 @@ from .config import GenConfig
 from .data import ImageCaptionDataset, SkipLog, read_records
 from .diffusion import noise_scheduler, sampling_scheduler, training_losses
 from .engine import fit
-from .pipeline import TextToImagePipeline
+from .pipeline import TextToImagePipeline, unet_conditioning
 from .text import build_text_model, encode, is_frozen, load_tokenizer, tokenize
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,13 @@ class TextToImageModel(torch.nn.Module):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_text):
             states, mask = encode(self.text_encoder, input_ids, mask)  # (B, T, D), (B, T)
-        return self.unet(x_t, t, encoder_hidden_states=states, encoder_attention_mask=mask).sample  # (B, C, H, W)
+        return self.unet(x_t, t, **unet_conditioning(self.unet, states, mask)).sample  # (B, C, H, W)
 
 
 def build_unet(cfg: GenConfig, cross_attention_dim: int) -> UNet2DConditionModel:
     kwargs = {"in_channels": 3, "out_channels": 3, "sample_size": cfg.data.resolution, **cfg.unet}
+    if kwargs.get("class_embed_type") == "projection":  # pooled text summary, see pipeline.unet_conditioning
+        kwargs.setdefault("projection_class_embeddings_input_dim", cross_attention_dim)
     return UNet2DConditionModel(**kwargs, cross_attention_dim=cross_attention_dim)
 
 
@@ -71,7 +73,8 @@ class GenTask:
         drop = torch.rand(len(batch["text"])) < self.cfg.diffusion.cond_drop
         texts = ["" if d else t for d, t in zip(drop.tolist(), batch["text"])]
         ids, mask = (x.to(x0.device) for x in tokenize(self.tokenizer, texts, self.max_length))
-        losses = training_losses(lambda x_t, t: model(x_t, t, ids, mask), x0, self.scheduler, self.cfg.diffusion.snr_gamma)
+        losses = training_losses(lambda x_t, t: model(x_t, t, ids, mask), x0, self.scheduler,
+                                 self.cfg.diffusion.snr_gamma, self.cfg.diffusion.snr_floor)
         return losses.mean()
 
     @staticmethod

@@ -20,7 +20,7 @@ from transformers import AutoTokenizer, GPT2Model
 
 from gen.config import DiffusionConfig
 from gen.diffusion import min_snr_weight, noise_scheduler, sampling_scheduler, snr, training_losses
-from gen.pipeline import TextToImagePipeline
+from gen.pipeline import TextToImagePipeline, unet_conditioning
 
 from conftest import IMAGE_SIZE
 
@@ -184,13 +184,23 @@ def test_swapped_scheduler_runs_and_differs_from_dpm(tiny_pipe, scheduler_cls):
 
 def test_min_snr_weight_known_values():
     s = torch.tensor([0.5, 1.0, 5.0, 10.0, 100.0])
-    eps = min_snr_weight(s, 5.0, "epsilon")
-    v = min_snr_weight(s, 5.0, "v_prediction")
-    # ε: min(SNR, γ) / SNR; v: min(SNR, γ) / (SNR + 1)  (Hang et al. 2023)
+    # Plain min-SNR (no floor) — ε: min(SNR, γ) / SNR; v: min(SNR, γ) / (SNR + 1)  (Hang et al. 2023)
+    eps = min_snr_weight(s, 5.0, "epsilon", floor=None)
+    v = min_snr_weight(s, 5.0, "v_prediction", floor=None)
     torch.testing.assert_close(eps, torch.tensor([1.0, 1.0, 1.0, 0.5, 0.05]))
     torch.testing.assert_close(v, torch.tensor([0.5 / 1.5, 0.5, 5 / 6, 5 / 11, 5 / 101]))
     torch.testing.assert_close(min_snr_weight(s, None, "epsilon"), torch.ones(5))
     torch.testing.assert_close(min_snr_weight(s, None, "v_prediction"), torch.ones(5))
+
+
+def test_min_snr_floor_keeps_high_noise_steps_weighted():
+    s = torch.tensor([0.01, 0.5, 1.0, 5.0, 100.0])
+    v = min_snr_weight(s, 5.0, "v_prediction", floor=1.0)  # x0 weight clamp(SNR, 1, γ), over SNR + 1
+    torch.testing.assert_close(v, torch.tensor([1 / 1.01, 1 / 1.5, 0.5, 5 / 6, 5 / 101]))
+    # For ε the floor is not applied: it would weight the noisiest steps by 1/SNR.
+    torch.testing.assert_close(min_snr_weight(s, 5.0, "epsilon", floor=1.0), min_snr_weight(s, 5.0, "epsilon", floor=None))
+    # Without the floor the noisiest step would get almost no weight.
+    assert min_snr_weight(s, 5.0, "v_prediction", floor=None)[0] < 0.01 < v[0]
 
 
 def test_snr_matches_alphas_cumprod():
@@ -246,3 +256,20 @@ def test_training_losses_vanish_for_a_perfect_denoiser(prediction_type):
     torch.manual_seed(1)
     wrong = training_losses(lambda x_t, t: oracle(x_t, t) + 0.5, x0, sched, snr_gamma=None)
     assert math.isclose(float(wrong.mean()), 0.25, rel_tol=1e-4)
+
+
+def test_unet_conditioning_pools_the_last_real_token(tokenizer):
+    from diffusers import UNet2DConditionModel
+
+    states = torch.randn(2, 5, 32)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    config = dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(8, 16), norm_num_groups=8,
+                  cross_attention_dim=32, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), layers_per_block=1)
+    plain = UNet2DConditionModel(**config)
+    assert set(unet_conditioning(plain, states, mask)) == {"encoder_hidden_states", "encoder_attention_mask"}
+    pooled = UNet2DConditionModel(**config, class_embed_type="projection", projection_class_embeddings_input_dim=32)
+    kwargs = unet_conditioning(pooled, states, mask)
+    torch.testing.assert_close(kwargs["class_labels"], torch.stack([states[0, 2], states[1, 4]]))
+    out = pooled(torch.randn(2, 3, 8, 8), torch.tensor([10, 500]), **kwargs).sample
+    assert out.shape == (2, 3, 8, 8) and torch.isfinite(out).all()

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from caption.describe import describe
-from caption.judge import Judge, null_images
+from caption.judge import DEFAULT_ALPHA, Judge, null_images
 from caption.meta_eval import build_ladders, meta_eval
 from caption.negatives import corrupt, distractors, hard_negatives, same_caption, swap
 from caption.score import score_folder
@@ -130,9 +130,22 @@ def test_prior_is_a_function_of_the_text(judge, captioner_dir):
     fresh = Judge(captioner_dir, device="cpu")  # no cache: recomputed, in another order
     torch.testing.assert_close(fresh.prior(texts[::-1]), prior.flip(0), atol=1e-5, rtol=0)
     # log mean_j p(t | null_j), by hand.
-    m = len(judge.null_tokens)
-    lp = judge.logp(judge.null_tokens, [texts[1]] * m)
+    m = len(judge.bank_tokens)
+    lp = judge.logp(judge.bank_tokens, [texts[1]] * m)
     assert float(prior[1]) == pytest.approx(float(torch.logsumexp(lp, 0) - np.log(m)), abs=1e-5)
+
+
+def test_prior_bank_can_be_real_images(captioner_dir):
+    judge = Judge(captioner_dir, device="cpu")
+    text = phrasings([SPECS[0]])[0]
+    null_prior = float(judge.prior([text])[0])
+    bank = torch.stack([judge.pil_to_pixels(render([s], 32, np.random.default_rng(i))) for i, s in enumerate(SPECS[:4])])
+    judge.set_prior_bank(bank)
+    assert judge.bank_tokens.shape[0] == 4
+    lp = judge.logp(judge.bank_tokens, [text] * 4)
+    marginal = float(judge.prior([text])[0])  # the cache was reset: computed over the new bank
+    assert marginal == pytest.approx(float(torch.logsumexp(lp, 0) - np.log(4)), abs=1e-5)
+    assert marginal != pytest.approx(null_prior, abs=1e-6)
 
 
 def test_debiased_is_logp_minus_alpha_prior(judge):
@@ -300,5 +313,10 @@ def test_meta_eval(captioner_dir, tmp_path):
             assert 0 <= report[section][f"auroc_{a}"] <= 1
     assert set(report["by_alpha"]) == {"0.0", "0.25", "0.5", "0.75", "1.0", "1.25"}
     assert report["best_alpha"] in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
-    assert report["alpha_in_use"] == 1.0 and report["judge"] == report["by_alpha"]["1.0"]
+    assert report["alpha_in_use"] == DEFAULT_ALPHA and report["judge"] == report["by_alpha"][str(DEFAULT_ALPHA)]
+    worst = {a: min(m[f"auroc_{x}"] for x in ("color", "shape", "position")) for a, m in report["by_alpha"].items()}
+    # best_alpha: the largest α whose worst-attribute AUROC is within 0.005 of the best one.
+    assert worst[str(report["best_alpha"])] >= max(worst.values()) - 0.005
+    assert all(float(a) <= report["best_alpha"] for a in worst if worst[a] >= max(worst.values()) - 0.005)
+    assert set(report["by_alpha_marginal_prior"]) == set(report["by_alpha"])
     assert 0 <= report["text_to_image_r@1"] <= 1
