@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 
 from . import config as config_io
@@ -18,6 +19,7 @@ from .train import GenTask
 def _train_rate(cfg: GenConfig, precision: str, steps: int, run_dir: Path) -> float:
     set_seed(0)
     task = GenTask(cfg, run_dir)
+    AcceleratorState._reset_state(reset_partial_state=True)  # the precision is fixed per state; one per run here
     accelerator = Accelerator(mixed_precision=precision)
     model = task.model.to(accelerator.device)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
