@@ -7,8 +7,9 @@ from typing import Sequence
 import torch
 from PIL import Image
 
+from gen.data import UNREADABLE
+
 from .judge import Judge
-from .score import UNREADABLE
 
 
 def describe(model_dir: str | Path, images: Sequence[str | Path], beams: int = 1, top_p: float | None = None,

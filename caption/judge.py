@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from PIL import Image
@@ -65,30 +65,28 @@ class Judge:
                           for i in range(0, len(pixels), self.batch_size)])
 
     @torch.no_grad()
-    def token_logprobs(self, image_tokens: torch.Tensor, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
-        """Per-token (text piece, log p) for each (image_tokens[k], texts[k]) pair, end-of-text included."""
-        rows: list[list[tuple[str, float]]] = []
+    def _batches(self, image_tokens: torch.Tensor, texts: Sequence[str]) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(input_ids, mask, per-token log-probs (B, T-1)) for each batch of (image_tokens[k], texts[k]) pairs."""
         for s in range(0, len(texts), self.batch_size):
             chunk = list(texts[s:s + self.batch_size])
             ids, mask = tokenize(self.tokenizer, chunk, self.model.max_length, add_eos=True)
-            lp = self.model.token_logprobs(None, ids.to(self.device), mask.to(self.device),
-                                           image_tokens[s:s + len(chunk)]).cpu()  # (B, T-1)
-            for i in range(len(chunk)):
+            lp = self.model.token_logprobs(None, ids.to(self.device), mask.to(self.device), image_tokens[s:s + len(chunk)])
+            yield ids, mask, lp.cpu()
+
+    def token_logprobs(self, image_tokens: torch.Tensor, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
+        """Per-token (text piece, log p) for each (image_tokens[k], texts[k]) pair, end-of-text included."""
+        rows: list[list[tuple[str, float]]] = []
+        for ids, mask, lp in self._batches(image_tokens, texts):
+            for i in range(len(ids)):
                 n = int(mask[i].sum()) - 1
                 pieces = [self.tokenizer.decode([t]) for t in ids[i, 1:n + 1].tolist()]
                 rows.append(list(zip(pieces, lp[i, :n].tolist())))
         return rows
 
-    @torch.no_grad()
     def logp(self, image_tokens: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
         """log p(text_k | image_k) summed over tokens: (K,)."""
-        out = []
-        for s in range(0, len(texts), self.batch_size):
-            chunk = list(texts[s:s + self.batch_size])
-            ids, mask = tokenize(self.tokenizer, chunk, self.model.max_length, add_eos=True)
-            lp = self.model.token_logprobs(None, ids.to(self.device), mask.to(self.device), image_tokens[s:s + len(chunk)])
-            out.append(lp.sum(-1).cpu())
-        return torch.cat(out) if out else torch.empty(0)
+        sums = [lp.sum(-1) for _, _, lp in self._batches(image_tokens, texts)]
+        return torch.cat(sums) if sums else torch.empty(0)
 
     def prior(self, texts: Sequence[str]) -> torch.Tensor:
         """log p(t) ≈ log mean_j p(t | null_j), cached per text: (K,)."""

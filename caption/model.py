@@ -4,8 +4,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Sequence
-
 import torch
 import torchvision
 from safetensors.torch import load_file, load_model, save_model

@@ -12,18 +12,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm.auto import tqdm
 
-from gen.data import SkipLog, read_folder
+from gen.data import UNREADABLE, SkipLog, read_folder
 from gen.shapes import ATTRIBUTES, check, parse_caption
 
 from .judge import Judge
 from .metrics import CiderD, auroc, bleu4, bootstrap_ci, rank_of_true
 from .negatives import distractors, same_caption
 from .report import write_report
-
-UNREADABLE = (OSError, UnidentifiedImageError, ValueError, SyntaxError)
 
 
 def _load_items(samples_dir: Path, judge: Judge, skips: SkipLog) -> list[dict[str, Any]]:

@@ -10,9 +10,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from gen.data import UNREADABLE
+
 from .judge import Judge
 from .report import write_strip
-from .score import UNREADABLE
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 

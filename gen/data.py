@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .config import DataConfig
 
 log = logging.getLogger(__name__)
+UNREADABLE = (OSError, UnidentifiedImageError, ValueError, SyntaxError)  # what PIL raises on a bad image file
 
 
 @dataclass
@@ -171,7 +172,7 @@ class ImageCaptionDataset(Dataset):
         rec = self.records[i]
         try:
             return load_image(rec.path, self.resolution)
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+        except UNREADABLE as err:
             self.skips.skip(rec.path.name, f"unreadable image ({type(err).__name__})")
             return None
 

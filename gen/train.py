@@ -68,7 +68,7 @@ class GenTask:
         self.model = TextToImageModel(text_encoder, build_unet(cfg, text_encoder.config.n_embd), is_frozen(cfg.text))
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-        x0 = batch["pixel_values"].to(self.scheduler_device(model))  # (B, 3, H, W)
+        x0 = batch["pixel_values"].to(next(model.parameters()).device)  # (B, 3, H, W)
         # Condition dropout (DiT token_drop): the empty prompt teaches the unconditional model for CFG.
         drop = torch.rand(len(batch["text"])) < self.cfg.diffusion.cond_drop
         texts = ["" if d else t for d, t in zip(drop.tolist(), batch["text"])]
@@ -76,10 +76,6 @@ class GenTask:
         losses = training_losses(lambda x_t, t: model(x_t, t, ids, mask), x0, self.scheduler,
                                  self.cfg.diffusion.snr_gamma, self.cfg.diffusion.snr_floor)
         return losses.mean()
-
-    @staticmethod
-    def scheduler_device(model: torch.nn.Module) -> torch.device:
-        return next(model.parameters()).device
 
     def pipeline(self, model: TextToImageModel) -> TextToImagePipeline:
         return TextToImagePipeline(self.tokenizer, model.text_encoder, model.unet, sampling_scheduler(self.scheduler))
