@@ -66,6 +66,7 @@ class CaptionTask:
 
     def __init__(self, cfg: CaptionConfig, run_dir: Path) -> None:
         self.cfg, self.run_dir, self.skips = cfg, run_dir, SkipLog()
+        self.lr_scale: dict[str, float] = {}
         records = read_records(cfg.data, default_dir=run_dir, skips=self.skips, all_splits=True)
         parts = split_records(records, cfg.eval)
         res, pre = cfg.data.resolution, cfg.data.preload

@@ -1,4 +1,4 @@
-"""python -m gen {train, sample, make-shapes, bench}: parse arguments, call one function."""
+"""python -m gen {train, sample, make-shapes, oracle, bench}: parse arguments, call one function."""
 from __future__ import annotations
 
 import argparse
@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
 
+    p = sub.add_parser("oracle", help="pixel-oracle accuracy of a folder of shapes images (e.g. `gen sample` output)")
+    p.add_argument("folder")
+
     p = sub.add_parser("bench", help="measure training and sampling speed of a config")
     p.add_argument("config")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -62,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         from .shapes import make_dataset
 
         print(make_dataset(args.out, count=args.count, size=args.size, seed=args.seed))
+    elif args.command == "oracle":
+        import json
+
+        from .evaluate import oracle_accuracy
+
+        print(json.dumps(oracle_accuracy(args.folder), indent=2))
     elif args.command == "bench":
         from .bench import bench
 

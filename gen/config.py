@@ -35,6 +35,7 @@ class DataConfig:
 class TextConfig:
     pretrained: str | None = None  # hub name or local folder with a GPT-2 (model + tokenizer)
     freeze: bool | None = None  # default: frozen when pretrained, trained jointly from scratch
+    lr_scale: float = 1.0  # jointly trained encoder: its lr is train.lr × this (docs/benchmarks.md)
     max_length: int = 32
     vocab_size: int = 512  # trained BPE only
     n_embd: int = 128
@@ -48,7 +49,7 @@ class DiffusionConfig:
     num_train_timesteps: int = 1000
     prediction_type: str = "v_prediction"  # v_prediction | epsilon
     snr_gamma: float | None = 5.0  # min-SNR-γ loss weighting (Hang et al. 2023); null disables
-    snr_floor: float | None = 1.0  # v only: lower clip of the x0 weight; null gives plain min-SNR (diffusion.py)
+    snr_floor: float | None = 0.25  # v only: lower clip of the x0 weight; null gives plain min-SNR (diffusion.py)
     cond_drop: float = 0.1  # classifier-free guidance needs an unconditional model too
 
 
@@ -113,6 +114,8 @@ class GenConfig:
             raise ConfigError("unet.cross_attention_dim is set from the text encoder's hidden size")
         if self.diffusion.prediction_type not in ("v_prediction", "epsilon"):
             raise ConfigError(f"diffusion.prediction_type must be v_prediction or epsilon, not {self.diffusion.prediction_type!r}")
+        if self.text.lr_scale < 0:
+            raise ConfigError(f"text.lr_scale must be ≥ 0, not {self.text.lr_scale!r}")
 
 
 def from_dict(cls: type[T], raw: dict[str, Any] | None, where: str = "") -> T:

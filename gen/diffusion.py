@@ -31,13 +31,15 @@ def snr(scheduler: DDPMScheduler, t: torch.Tensor) -> torch.Tensor:
     return abar / (1 - abar)
 
 
-def min_snr_weight(snr_t: torch.Tensor, gamma: float | None, prediction_type: str, floor: float | None = 1.0) -> torch.Tensor:
+def min_snr_weight(snr_t: torch.Tensor, gamma: float | None, prediction_type: str, floor: float | None = 0.25) -> torch.Tensor:
     """Min-SNR-γ weighting (Hang et al. 2023) with a floor, written for the chosen regression target.
 
     In x0 terms the weight is clamp(SNR, floor, γ). Plain min-SNR (no floor) weights x0 by SNR → 0 at
     high noise, which is where colour and layout are decided: with a cosine schedule in pixel space the
-    text encoder then never learns them. The floor (Salimans & Ho 2022's truncated-SNR) keeps those
-    steps at least at unit x0 weight. It applies to v only: for ε it would blow up as 1/SNR.
+    model then barely learns them. The floor (Salimans & Ho 2022's truncated-SNR) keeps those steps at
+    x0 weight ≥ floor. Keep it low: under Adam, weight moved to the noisiest steps is taken from the
+    detail steps, and at floor 1 squares come out as rounded blobs (docs/benchmarks.md). It applies to
+    v only: for ε it would blow up as 1/SNR.
     """
     if gamma is None:
         return torch.ones_like(snr_t)
@@ -48,7 +50,7 @@ def min_snr_weight(snr_t: torch.Tensor, gamma: float | None, prediction_type: st
 
 
 def training_losses(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x0: torch.Tensor,
-                    scheduler: DDPMScheduler, snr_gamma: float | None = 5.0, snr_floor: float | None = 1.0) -> torch.Tensor:
+                    scheduler: DDPMScheduler, snr_gamma: float | None = 5.0, snr_floor: float | None = 0.25) -> torch.Tensor:
     """Per-sample loss (B,) of `denoise(x_t, t)` at random timesteps, with min-SNR weighting."""
     b = x0.shape[0]
     t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), device=x0.device)  # (B,)

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 class Task(Protocol):
     model: torch.nn.Module  # everything the loss touches; frozen parts have requires_grad=False
     dataset: ImageCaptionDataset
+    lr_scale: dict[str, float]  # parameter-name prefix → multiplier on cfg.lr; unmatched parameters get 1
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor: ...
 
@@ -47,6 +48,16 @@ def _loader(dataset: ImageCaptionDataset, cfg: TrainConfig, start_batch: int, ac
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers, generator=gen)
 
 
+def param_groups(model: torch.nn.Module, lr: float, lr_scale: dict[str, float]) -> list[dict[str, Any]]:
+    """Trainable parameters grouped by learning rate: lr × the scale of the first matching name prefix."""
+    groups: dict[float, list[torch.nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            scale = next((s for prefix, s in lr_scale.items() if name.startswith(prefix)), 1.0)
+            groups.setdefault(scale, []).append(p)
+    return [{"params": ps, "lr": lr * scale} for scale, ps in groups.items()]
+
+
 def _any_process(flag: bool, accelerator: Accelerator) -> bool:
     """True on every process if it is true on one: clocks differ, and all must stop at the same step."""
     if accelerator.num_processes == 1:
@@ -62,7 +73,8 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
     set_seed(cfg.seed)
     model = task.model.to(accelerator.device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, task.lr_scale), lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     lr_schedule = get_scheduler("cosine", optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.max_steps)
     # Power-law EMA warm-up (Karras et al.): short CPU runs still get a useful average.
     ema = EMAModel(params, decay=cfg.ema_decay, use_ema_warmup=True, power=cfg.ema_power)
@@ -116,10 +128,11 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
         value = loss.detach().item()
         running = value if running is None else 0.95 * running + 0.05 * value
         bar.update(1)
-        bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr_schedule.get_last_lr()[0]:.2e}")
+        lr_now = cfg.lr * lr_schedule.get_last_lr()[0] / lr_schedule.base_lrs[0]  # the unscaled group's lr
+        bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr_now:.2e}")
         if writer is not None and step % cfg.log_every == 0:
             writer.add_scalar("train/loss", value, step)
-            writer.add_scalar("train/lr", lr_schedule.get_last_lr()[0], step)
+            writer.add_scalar("train/lr", lr_now, step)
         if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
             evaluate()
         out_of_time = _any_process(cfg.max_minutes is not None and (time.monotonic() - start) > cfg.max_minutes * 60,

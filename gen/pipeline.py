@@ -16,14 +16,15 @@ def unet_conditioning(unet: UNet2DConditionModel, states: torch.Tensor, mask: to
     """UNet keyword arguments for text states (B, T, D) and their mask (B, T).
 
     Cross-attention always gets the token states. A UNet built with class_embed_type="projection" also
-    gets a pooled summary added to its timestep embedding (as Imagen does): the state of the last real
-    token, which a causal GPT-2 computes from the whole prompt. That global signal reaches every
-    ResNet block, so attributes of the whole image (colour, layout) are learned far sooner.
+    gets a pooled summary added to its timestep embedding (as Imagen does): the mean of the real tokens'
+    states. That global signal reaches every ResNet block, so whole-image attributes such as colour are
+    learned far sooner. A mean, not the last token's state: a from-scratch GPT-2 only learns to gather
+    the prompt into its last token slowly, and until then the last token is mostly its own word.
     """
     kwargs = {"encoder_hidden_states": states, "encoder_attention_mask": mask}
     if unet.config.class_embed_type == "projection":
-        last = mask.sum(dim=1) - 1  # (B,)
-        kwargs["class_labels"] = states[torch.arange(len(states), device=states.device), last]  # (B, D)
+        weights = mask.to(states.dtype).unsqueeze(-1)  # (B, T, 1)
+        kwargs["class_labels"] = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)  # (B, D)
     return kwargs
 
 

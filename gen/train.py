@@ -66,6 +66,7 @@ class GenTask:
         tokenizer.model_max_length = self.max_length  # saved with it, so sampling cuts prompts where training did
         self.scheduler = noise_scheduler(cfg.diffusion)
         self.model = TextToImageModel(text_encoder, build_unet(cfg, text_encoder.config.n_embd), is_frozen(cfg.text))
+        self.lr_scale = {"text_encoder.": cfg.text.lr_scale}
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         x0 = batch["pixel_values"].to(next(model.parameters()).device)  # (B, 3, H, W)

@@ -120,6 +120,12 @@ def test_bad_prediction_type_is_refused():
         load(GenConfig, None, ["diffusion.prediction_type=sample"])
 
 
+def test_negative_text_lr_scale_is_refused():
+    assert load(GenConfig, None, ["text.lr_scale=0.1"]).text.lr_scale == 0.1
+    with pytest.raises(ConfigError, match="text.lr_scale"):
+        load(GenConfig, None, ["text.lr_scale=-1"])
+
+
 def test_overrides_apply_with_yaml_typing():
     cfg = load(GenConfig, ROOT / "configs/gen/tiny.yaml", [
         "train.max_steps=7", "train.lr=0.5", "train.max_minutes=2", "data.hflip=true", "text.pretrained=null",

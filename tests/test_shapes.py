@@ -257,3 +257,19 @@ def test_make_dataset_is_deterministic_given_the_seed(tmp_path):
     assert read_rows(a) == read_rows(b) != read_rows(c)
     for name in ("000000.png", "000059.png"):
         assert (a / "images" / name).read_bytes() == (b / "images" / name).read_bytes()
+
+
+def test_oracle_cli_scores_a_folder(tmp_path, capsys):
+    from gen.__main__ import main as gen_main
+
+    root = make_dataset(tmp_path / "ds", count=60, size=32, seed=0)
+    assert gen_main(["oracle", str(root)]) == 0
+    clean = json.loads(capsys.readouterr().out)
+    assert clean["n"] == 60 and clean["color"] == clean["shape"] == clean["position"] == 1.0
+    for row in read_rows(root):  # mirrored: every left/right caption is now wrong
+        path = root / row["file_name"]
+        Image.open(path).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(path)
+    gen_main(["oracle", str(root)])
+    mirrored = json.loads(capsys.readouterr().out)
+    sides = sum(r["position"] in ("left", "right") for r in read_rows(root)) / 60
+    assert mirrored["color"] == 1.0 and mirrored["position"] == pytest.approx(1 - sides)

@@ -10,12 +10,13 @@ from diffusers import UNet2DConditionModel
 from PIL import Image
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from transformers import GPT2Model
+from transformers import GPT2Config, GPT2Model
 
 from gen.__main__ import main as gen_main
 from gen.config import GenConfig, load
 from gen.data import read_folder
-from gen.train import build_unet
+from gen.engine import param_groups
+from gen.train import TextToImageModel, build_unet
 
 from conftest import GEN_STEPS
 
@@ -129,3 +130,17 @@ def test_unet_from_the_tiny_config(gen_run):
     unet = build_unet(cfg, cross_attention_dim=cfg.text.n_embd)
     assert unet.config.sample_size == cfg.data.resolution == 16
     assert unet.config.cross_attention_dim == 32 and list(unet.config.block_out_channels) == [16, 32]
+
+
+def test_text_encoder_learning_rate_is_scaled():
+    """text.lr_scale puts every text-encoder weight, and nothing else, in a group at lr × scale."""
+    cfg = load(GenConfig, None, [])
+    text = GPT2Model(GPT2Config(vocab_size=50, n_positions=8, n_embd=16, n_layer=1, n_head=2))
+    model = TextToImageModel(text, build_unet(cfg, cross_attention_dim=16), freeze_text=False)
+    groups = param_groups(model, 1e-3, {"text_encoder.": 0.1})
+    by_lr = {g["lr"]: {id(p) for p in g["params"]} for g in groups}
+    assert sorted(by_lr) == pytest.approx([1e-4, 1e-3])
+    assert by_lr[min(by_lr)] == {id(p) for p in text.parameters()}
+    assert by_lr[max(by_lr)] == {id(p) for p in model.unet.parameters()}
+    frozen = TextToImageModel(text, model.unet, freeze_text=True)
+    assert [g["lr"] for g in param_groups(frozen, 1e-3, {"text_encoder.": 0.1})] == [1e-3]
