@@ -21,6 +21,7 @@ from gen.engine import fit
 from gen.shapes import ATTRIBUTES, parse_caption
 from gen.text import load_tokenizer, tokenize, train_tokenizer
 
+from .augment import AugmentConfig, photometric_noise
 from .model import Captioner, CaptionerConfig, build_captioner
 from .negatives import same_caption
 
@@ -43,6 +44,7 @@ class CaptionConfig:
     model: CaptionerConfig = dataclasses.field(default_factory=CaptionerConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
 
 def split_records(records: Sequence[Record], cfg: EvalConfig) -> dict[str, list[Record]]:
@@ -91,7 +93,7 @@ class CaptionTask:
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         pixels = batch["pixel_values"].to(next(model.parameters()).device)  # (B, 3, H, W)
-        return self._nll(model, pixels, batch["text"])
+        return self._nll(model, photometric_noise(pixels, self.cfg.augment), batch["text"])
 
     @torch.no_grad()
     def evaluate(self, model: Captioner, step: int, writer: SummaryWriter | None) -> dict[str, float]:

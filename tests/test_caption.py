@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import GPT2LMHeadModel
 
+from caption.augment import AugmentConfig, photometric_noise
 from caption.model import Captioner, CaptionerConfig, EncoderConfig, ImageEncoder, build_captioner
 from caption.train import EvalConfig, is_exact, split_records
 from gen.config import TextConfig
@@ -276,3 +277,16 @@ def test_is_exact_for_other_rows():
     assert is_exact("a dog runs on the beach", rec)
     assert is_exact("A DOG AT THE SEA!", rec)
     assert not is_exact("a cat runs on the beach", rec)
+
+
+def test_photometric_noise_tints_and_noises_only_the_picked_share():
+    torch.manual_seed(0)
+    pixels = torch.full((400, 3, 16, 16), -0.8)  # a plain dark background, like the shapes renders
+    assert torch.equal(photometric_noise(pixels, AugmentConfig(prob=0.0)), pixels)
+    out = photometric_noise(pixels, AugmentConfig(prob=0.5, tint=0.08, noise=0.05))
+    changed = (out != pixels).flatten(1).any(dim=1)  # (400,)
+    assert 0.4 < changed.float().mean() < 0.6 and out.min() >= -1 and out.max() <= 1
+    delta = (out - pixels)[changed]  # (n, 3, 16, 16)
+    tint = delta.mean(dim=(2, 3))  # one offset per image and channel
+    assert tint.std().item() == pytest.approx(0.08, rel=0.15)
+    assert (delta - tint[..., None, None]).std().item() == pytest.approx(0.05, rel=0.1)
