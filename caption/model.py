@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+
 import torch
 import torchvision
 from safetensors.torch import load_file, load_model, save_model
