@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import yaml
 
 T = TypeVar("T")
+PRECISION_NO = {"no", "fp32", "none", "false", "off"}
 
 
 class ConfigError(ValueError):
@@ -64,7 +65,7 @@ class TrainConfig:
     max_steps: int = 1000
     max_minutes: float | None = None  # wall-clock budget; training stops early and still exports
     grad_clip: float = 1.0
-    mixed_precision: str = "no"  # no | bf16 | fp16, handled by accelerate
+    mixed_precision: str | bool = "auto"  # auto | no (fp32) | bf16 | fp16, by accelerate; auto: precision.py
     ema_decay: float = 0.999  # upper bound; the warm-up schedule reaches it slowly
     ema_power: float = 0.75
     ckpt_every: int = 500
@@ -72,6 +73,14 @@ class TrainConfig:
     log_every: int = 10
     eval_every: int = 0  # 0: only at the end
     threads: int | None = None  # torch CPU threads; default torch's own choice
+
+
+    def __post_init__(self) -> None:
+        # YAML and `--set` read a bare `no` as false: accept it, and every documented spelling, as "no".
+        if self.mixed_precision is False or str(self.mixed_precision).strip().lower() in PRECISION_NO:
+            self.mixed_precision = "no"
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise ConfigError(f"train.mixed_precision must be auto, no (fp32), bf16 or fp16, not {self.mixed_precision!r}")
 
 
 @dataclasses.dataclass

@@ -5,23 +5,26 @@ loop, so `gen` and `caption` train, resume and log the same way.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import set_seed
-from diffusers.optimization import get_scheduler
+from accelerate import Accelerator, PartialState
+from accelerate.utils import broadcast_object_list, set_seed
 from diffusers.training_utils import EMAModel
+from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from . import precision as precision_io
 from .checkpoint import Checkpoints, read_training_state, write_training_state
 from .config import TrainConfig
 from .data import EpochBatchSampler, ImageCaptionDataset, collate
+from .schedule import BudgetPlan, WarmupCosine
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +68,65 @@ def _any_process(flag: bool, accelerator: Accelerator) -> bool:
     return bool(accelerator.reduce(torch.tensor([float(flag)], device=accelerator.device), reduction="max").item())
 
 
-def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, num_workers: int = 0) -> dict[str, float]:
-    """Train `task.model` to cfg.max_steps (or cfg.max_minutes), then export EMA weights to RUN_DIR/model."""
+def choose_precision(task: Task, cfg: TrainConfig, device: torch.device) -> tuple[str, str]:
+    """Resolve `auto` (precision.py), timing real training steps of this task when that is needed.
+
+    Every process takes rank 0's answer: measured speeds differ, and all ranks must autocast alike.
+    """
+    def measure(precision: str) -> float:
+        model = task.model.to(device)
+        batch = collate([task.dataset[i] for i in range(min(cfg.batch_size, len(task.dataset)))])
+
+        def step() -> None:
+            task.loss(model, batch).backward()
+        with torch.random.fork_rng(devices=[]):  # timing must not move the training RNG
+            seconds = precision_io.time_steps(step, precision, device)
+        model.zero_grad(set_to_none=True)
+        return seconds
+
+    state = PartialState()
+    answer = [precision_io.resolve(cfg.mixed_precision, device, measure) if state.is_main_process else None]
+    if state.num_processes > 1:
+        broadcast_object_list(answer)
+    return answer[0]
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig, lr_scale: dict[str, float]) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.lr, lr_scale)
+    kwargs = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "betas": (0.9, 0.99)}
+    try:  # one fused kernel instead of a dozen small ops per tensor (CPU and CUDA, torch ≥ 2.4)
+        return torch.optim.AdamW(groups, fused=True, **kwargs)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, **kwargs)
+
+
+def _ema(params: list[torch.nn.Parameter], cfg: TrainConfig) -> EMAModel:
+    # Power-law EMA warm-up (Karras et al.): short CPU runs still get a useful average.
+    kwargs = {"decay": cfg.ema_decay, "use_ema_warmup": True, "power": cfg.ema_power}
+    if "foreach" in inspect.signature(EMAModel.__init__).parameters:  # diffusers ≥ 0.28
+        kwargs["foreach"] = True
+    return EMAModel(params, **kwargs)
+
+
+def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, num_workers: int = 0,
+        clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """Train `task.model` to cfg.max_steps (or cfg.max_minutes), then export EMA weights to RUN_DIR/model.
+
+    `clock` is the wall clock the time budget reads; tests pass a deterministic one.
+    """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+    precision, why = choose_precision(task, cfg, PartialState().device)
+    log.info("mixed precision: %s (%s)", precision, why)
+    accelerator = Accelerator(mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum)
     set_seed(cfg.seed)
     model = task.model.to(accelerator.device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, task.lr_scale), lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    lr_schedule = get_scheduler("cosine", optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.max_steps)
-    # Power-law EMA warm-up (Karras et al.): short CPU runs still get a useful average.
-    ema = EMAModel(params, decay=cfg.ema_decay, use_ema_warmup=True, power=cfg.ema_power)
+    optimizer = _optimizer(model, cfg, task.lr_scale)
+    schedule = WarmupCosine(cfg.warmup_steps, cfg.max_steps)
+    lr_schedule = LambdaLR(optimizer, schedule)
+    plan = BudgetPlan(schedule, cfg.max_steps, cfg.warmup_steps, cfg.max_minutes)
+    ema = _ema(params, cfg)
     ckpts = Checkpoints(run_dir, cfg.keep_last)
 
     step = 0
@@ -85,9 +134,10 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
         folder = ckpts.resolve(resume)
         opt_state, info = read_training_state(folder, model, ema)
         optimizer.load_state_dict(opt_state["optimizer"])
-        lr_schedule.load_state_dict(opt_state["lr_scheduler"])
+        lr_schedule.load_state_dict(opt_state["lr_scheduler"])  # restores schedule.total and .warmup
         step = info["step"]
-        log.info("resumed from %s at step %d", folder, step)
+        plan.fixed = plan.fixed or info.get("schedule_fixed", False)
+        log.info("resumed from %s at step %d (schedule: %d steps)", folder, step, schedule.total)
     ema.to(accelerator.device)
     prepared, optimizer = accelerator.prepare(model, optimizer)
     writer = SummaryWriter(str(run_dir / "logs"), purge_step=step or None) if accelerator.is_main_process else None
@@ -95,7 +145,8 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
     def save_checkpoint() -> None:
         if accelerator.is_main_process:
             state = {"optimizer": optimizer.state_dict(), "lr_scheduler": lr_schedule.state_dict()}
-            ckpts.save(step, lambda d: write_training_state(d, accelerator.unwrap_model(prepared), state, ema, step))
+            extra = {"total_steps": schedule.total, "schedule_fixed": plan.fixed}
+            ckpts.save(step, lambda d: write_training_state(d, accelerator.unwrap_model(prepared), state, ema, step, extra))
         accelerator.wait_for_everyone()
 
     def evaluate() -> dict[str, float]:
@@ -109,10 +160,10 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
         return metrics
 
     batches = iter(_loader(task.dataset, cfg, step * cfg.grad_accum, accelerator, num_workers))
-    bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not accelerator.is_main_process, dynamic_ncols=True)
-    start, running = time.monotonic(), None
+    bar = tqdm(total=schedule.total, initial=step, desc="train", disable=not accelerator.is_main_process, dynamic_ncols=True)
+    start, running = clock(), None
     prepared.train()
-    while step < cfg.max_steps:
+    while step < schedule.total:
         for _ in range(cfg.grad_accum):
             batch = next(batches)
             with accelerator.accumulate(prepared):
@@ -125,26 +176,34 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
         lr_schedule.step()
         ema.step(params)
         step += 1
-        value = loss.detach().item()
-        running = value if running is None else 0.95 * running + 0.05 * value
+        # The loss stays on the device between log points: no host sync on the steps in between.
+        running = loss.detach().clone() if running is None else running.lerp_(loss.detach(), 0.05)
         bar.update(1)
-        lr_now = cfg.lr * lr_schedule.get_last_lr()[0] / lr_schedule.base_lrs[0]  # the unscaled group's lr
-        bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr_now:.2e}")
-        if writer is not None and step % cfg.log_every == 0:
-            writer.add_scalar("train/loss", value, step)
-            writer.add_scalar("train/lr", lr_now, step)
-        if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
+        elapsed = clock() - start
+        if plan.observe(step, elapsed):  # the same step on every rank; all take rank 0's total
+            if accelerator.num_processes > 1:
+                plan.fix(broadcast_object_list([schedule.total])[0])
+            bar.total = schedule.total
+        if step % cfg.log_every == 0:
+            lr_now = cfg.lr * lr_schedule.get_last_lr()[0] / lr_schedule.base_lrs[0]  # the unscaled group's lr
+            value = running.item()
+            bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr_now:.2e}")
+            if writer is not None:
+                writer.add_scalar("train/loss", value, step)
+                writer.add_scalar("train/lr", lr_now, step)
+        if cfg.eval_every and step % cfg.eval_every == 0 and step < schedule.total:
             evaluate()
-        out_of_time = _any_process(cfg.max_minutes is not None and (time.monotonic() - start) > cfg.max_minutes * 60,
-                                   accelerator)
-        if step % cfg.ckpt_every == 0 or step == cfg.max_steps or out_of_time:
+        out_of_time = _any_process(cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60, accelerator)
+        if step % cfg.ckpt_every == 0 or step == schedule.total or out_of_time:
             save_checkpoint()
         if out_of_time:
-            log.warning("time budget of %.1f min reached at step %d; stopping", cfg.max_minutes, step)
+            log.warning("time budget of %.1f min reached at step %d of %d; stopping", cfg.max_minutes, step,
+                        schedule.total)
             break
     bar.close()
-    metrics = evaluate()
-    metrics.update(step=step, minutes=(time.monotonic() - start) / 60)
+    metrics: dict[str, Any] = evaluate()
+    metrics.update(step=step, total_steps=schedule.total, minutes=(clock() - start) / 60,
+                   mixed_precision=precision, mixed_precision_reason=why)
     if accelerator.is_main_process:
         ema.copy_to(params)
         task.export(accelerator.unwrap_model(prepared), run_dir / "model")

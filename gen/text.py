@@ -108,3 +108,38 @@ def encode(text_encoder: GPT2Model, input_ids: torch.Tensor, mask: torch.Tensor)
     """Hidden states (B, T, D) and the mask (B, T) that cross-attention uses to ignore padding."""
     states = text_encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (B, T, D)
     return states, mask
+
+
+class StateCache:
+    """GPT-2 states of a frozen text encoder, computed once per distinct prompt (the empty one included).
+
+    A frozen encoder in eval mode maps a prompt to the same states every time, and with causal
+    attention and right padding a prompt's real-token states do not depend on its batch. So a
+    training step needs the encoder only for prompts it has not seen; captions repeat every epoch.
+    Entries are trimmed to the prompt's own length; `limit` bounds the memory (oldest out first).
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int, limit: int = 100_000) -> None:
+        self.tokenizer, self.max_length, self.limit = tokenizer, max_length, limit
+        self.states: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def __call__(self, text_encoder: GPT2Model, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """States (B, T, D), zero at padding, and the mask (B, T), as `encode` gives them."""
+        device = next(text_encoder.parameters()).device
+        missing = list(dict.fromkeys(t for t in texts if t not in self.states))
+        if missing:
+            ids, mask = tokenize(self.tokenizer, missing, self.max_length)
+            states, _ = encode(text_encoder, ids.to(device), mask.to(device))  # (M, T, D)
+            for text, row, n in zip(missing, states, mask.sum(dim=1).tolist()):
+                self.states[text] = row[:n].clone()
+            while len(self.states) > self.limit:
+                self.states.pop(next(iter(self.states)))
+        rows = [self.states[t] for t in texts]
+        width = max(len(r) for r in rows)
+        out = rows[0].new_zeros(len(rows), width, rows[0].shape[-1])  # (B, T, D)
+        mask = torch.zeros(len(rows), width, dtype=torch.long, device=out.device)  # (B, T)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        return out, mask

@@ -20,7 +20,7 @@ from .data import ImageCaptionDataset, SkipLog, read_records
 from .diffusion import noise_scheduler, sampling_scheduler, training_losses
 from .engine import fit
 from .pipeline import TextToImagePipeline, unet_conditioning
-from .text import build_text_model, encode, is_frozen, load_tokenizer, tokenize
+from .text import StateCache, build_text_model, encode, is_frozen, load_tokenizer, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,20 @@ class TextToImageModel(torch.nn.Module):
         super().__init__()
         self.text_encoder, self.unet, self.freeze_text = text_encoder, unet, freeze_text
         self.text_encoder.requires_grad_(not freeze_text)
+        self.train()
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_text):
-            states, mask = encode(self.text_encoder, input_ids, mask)  # (B, T, D), (B, T)
+    def train(self, mode: bool = True) -> "TextToImageModel":
+        super().train(mode)
+        if self.freeze_text:  # a frozen encoder is a fixed function: no dropout, as at sampling time
+            self.text_encoder.eval()
+        return self
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, input_ids: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None, states: torch.Tensor | None = None) -> torch.Tensor:
+        """Denoiser output for token ids, or for precomputed text `states` (B, T, D) of a frozen encoder."""
+        if states is None:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_text):
+                states, mask = encode(self.text_encoder, input_ids, mask)  # (B, T, D), (B, T)
         return self.unet(x_t, t, **unet_conditioning(self.unet, states, mask)).sample  # (B, C, H, W)
 
 
@@ -67,15 +77,20 @@ class GenTask:
         self.scheduler = noise_scheduler(cfg.diffusion)
         self.model = TextToImageModel(text_encoder, build_unet(cfg, text_encoder.config.n_embd), is_frozen(cfg.text))
         self.lr_scale = {"text_encoder.": cfg.text.lr_scale}
+        self.text_cache = StateCache(tokenizer, self.max_length) if is_frozen(cfg.text) else None
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         x0 = batch["pixel_values"].to(next(model.parameters()).device)  # (B, 3, H, W)
         # Condition dropout (DiT token_drop): the empty prompt teaches the unconditional model for CFG.
         drop = torch.rand(len(batch["text"])) < self.cfg.diffusion.cond_drop
         texts = ["" if d else t for d, t in zip(drop.tolist(), batch["text"])]
-        ids, mask = (x.to(x0.device) for x in tokenize(self.tokenizer, texts, self.max_length))
-        losses = training_losses(lambda x_t, t: model(x_t, t, ids, mask), x0, self.scheduler,
-                                 self.cfg.diffusion.snr_gamma, self.cfg.diffusion.snr_floor)
+        if self.text_cache is not None:
+            states, mask = self.text_cache(self.model.text_encoder, texts)
+            denoise = lambda x_t, t: model(x_t, t, mask=mask, states=states)  # noqa: E731
+        else:
+            ids, mask = (x.to(x0.device) for x in tokenize(self.tokenizer, texts, self.max_length))
+            denoise = lambda x_t, t: model(x_t, t, ids, mask)  # noqa: E731
+        losses = training_losses(denoise, x0, self.scheduler, self.cfg.diffusion.snr_gamma, self.cfg.diffusion.snr_floor)
         return losses.mean()
 
     def pipeline(self, model: TextToImageModel) -> TextToImagePipeline:
