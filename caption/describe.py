@@ -5,9 +5,9 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from PIL import Image
 
-from gen.data import UNREADABLE
+from gen.data import UNREADABLE, SkipLog, read_rgb
+from gen.images import ImageRejected
 
 from .judge import Judge
 
@@ -17,15 +17,16 @@ def describe(model_dir: str | Path, images: Sequence[str | Path], beams: int = 1
     """One dict per input: {"file", "caption"} or {"file", "skipped": reason}; bad files never stop the run."""
     judge = Judge(model_dir)
     results, pixels, ok = [], [], []
+    notes = SkipLog()  # 16-bit or float inputs: warned about once
     for path in map(Path, images):
-        if not path.is_file():
-            results.append({"file": str(path), "skipped": "missing file"})
-            continue
-        try:
-            with Image.open(path) as im:
-                pixels.append(judge.pil_to_pixels(im))
+        try:  # read_rgb refuses FIFOs, devices and decompression bombs before decoding anything
+            pixels.append(judge.pil_to_pixels(read_rgb(path, notes)))
             ok.append(len(results))
             results.append({"file": str(path)})
+        except FileNotFoundError:
+            results.append({"file": str(path), "skipped": "missing file"})
+        except ImageRejected as err:
+            results.append({"file": str(path), "skipped": str(err)})
         except UNREADABLE as err:
             results.append({"file": str(path), "skipped": f"not a readable image ({type(err).__name__})"})
     if pixels:

@@ -5,17 +5,39 @@ as the likelihood does; it is still reported, since it is comparable across quer
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from gen.data import UNREADABLE
+from gen.data import UNREADABLE, SkipLog, read_rgb, resolve_inside, skip_reason
 
 from .judge import Judge
 from .report import write_strip
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
+log = logging.getLogger(__name__)
+
+
+def read_folder_images(root: Path, skips: SkipLog) -> list[tuple[str, Image.Image]]:
+    """(relative name, RGB image) for each image file under `root`, by name. As in the data loader, a file whose
+    real path lies outside `root` (a symlink out) is refused, and FIFOs, devices and decompression bombs are
+    skipped before anything is decoded; every skip is counted in `skips`."""
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()):
+        name = str(path.relative_to(root))
+        inside = resolve_inside(root, name)
+        if inside is None:
+            skips.skip(name, "file is outside the images folder")
+            continue
+        try:
+            found.append((name, read_rgb(inside, skips)))
+        except UNREADABLE as err:
+            skips.skip(name, skip_reason(err))
+    if skips.counts:
+        log.warning("%s: skipped %d files: %s", root, sum(skips.counts.values()), skips.summary())
+    return found
 
 
 def search(model_dir: str | Path, images_dir: str | Path, query: str, top: int = 5, html: str | None = None,
@@ -25,16 +47,9 @@ def search(model_dir: str | Path, images_dir: str | Path, query: str, top: int =
         raise ValueError("the query is empty")
     judge = Judge(model_dir, alpha)
     root = Path(images_dir)
-    names, images, pixels = [], [], []
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
-        try:
-            with Image.open(path) as im:
-                image = im.convert("RGB")
-        except UNREADABLE:
-            continue
-        names.append(str(path.relative_to(root)))
-        images.append(image)
-        pixels.append(judge.pil_to_pixels(image))
+    found = read_folder_images(root, SkipLog())
+    names, images = [n for n, _ in found], [im for _, im in found]
+    pixels = [judge.pil_to_pixels(image) for image in images]
     if not pixels:
         raise ValueError(f"{images_dir}: no readable images")
     tokens = judge.encode(torch.stack(pixels))

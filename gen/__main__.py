@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("oracle", help="pixel-oracle accuracy of a folder of shapes images (e.g. `gen sample` output)")
     p.add_argument("folder")
 
+    p = sub.add_parser("check-data", help="list every problem of a metadata.jsonl data set, with its row")
+    p.add_argument("folder")
+
     p = sub.add_parser("bench", help="measure training and sampling speed of a config")
     p.add_argument("config")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -71,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         from .evaluate import oracle_accuracy
 
         print(json.dumps(oracle_accuracy(args.folder), indent=2))
+    elif args.command == "check-data":
+        from .check_data import run
+
+        return run(args.folder)
     elif args.command == "bench":
         from .bench import bench
 

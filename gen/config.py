@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import yaml
 
@@ -171,6 +172,49 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     return value
 
 
+_MISSING = object()
+# Allowed values of numeric keys, as (test, the range in words). A dotted key a config lacks is not checked, so
+# one table serves GenConfig and the captioner's CaptionConfig (same data/train sections, decoder = TextConfig).
+RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "train.lr": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    "train.batch_size": (lambda v: v >= 1, "≥ 1"),
+    "train.grad_accum": (lambda v: v >= 1, "≥ 1"),
+    "train.max_steps": (lambda v: v >= 1, "≥ 1"),
+    "train.ckpt_every": (lambda v: v >= 1, "≥ 1"),
+    "train.keep_last": (lambda v: v >= 0, "≥ 0 (0 keeps every checkpoint)"),
+    "train.log_every": (lambda v: v >= 1, "≥ 1"),
+    "train.eval_every": (lambda v: v >= 0, "≥ 0 (0: only at the end)"),
+    "train.warmup_steps": (lambda v: v >= 0, "≥ 0"),
+    "train.max_minutes": (lambda v: v is None or v > 0, "null or > 0"),
+    "train.grad_clip": (lambda v: v >= 0, "≥ 0 (0: no clipping)"),
+    "train.ema_decay": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "train.weight_decay": (lambda v: math.isfinite(v) and v >= 0, "a finite number ≥ 0"),
+    "train.threads": (lambda v: v is None or v >= 1, "null or ≥ 1"),
+    "data.resolution": (lambda v: v >= 8, "≥ 8"),
+    "diffusion.cond_drop": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "text.max_length": (lambda v: v >= 2, "≥ 2"),
+    "sample.steps": (lambda v: v >= 1, "≥ 1"),
+    "sample.guidance": (lambda v: math.isfinite(v), "a finite number"),
+    # The captioner's own sections (caption/train.py, caption/augment.py, caption/model.py): named, not imported.
+    "model.decoder.max_length": (lambda v: v >= 2, "≥ 2"),
+    "model.encoder.image_size": (lambda v: v >= 8, "≥ 8"),
+    "eval.batch_size": (lambda v: v >= 1, "≥ 1"),
+    "eval.max_items": (lambda v: v >= 0, "≥ 0"),
+    "eval.holdout_fraction": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "augment.prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+}
+
+
+def check_ranges(cfg: Any) -> None:
+    """Raise ConfigError naming the first key of RANGES whose value is out of range (NaN never is in range)."""
+    for key, (allowed, words) in RANGES.items():
+        node = cfg
+        for part in key.split("."):
+            node = getattr(node, part, _MISSING)
+        if node is not _MISSING and not allowed(node):
+            raise ConfigError(f"config key {key}={node!r} is out of range: it must be {words}")
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `a.b=value` overrides; values are parsed as YAML so numbers and lists keep their types."""
     for item in overrides:
@@ -195,7 +239,9 @@ def load(cls: type[T], path: str | Path | None, overrides: list[str] | None = No
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         raw.setdefault("name", Path(path).stem)
-    return from_dict(cls, apply_overrides(raw, overrides or []))
+    cfg = from_dict(cls, apply_overrides(raw, overrides or []))
+    check_ranges(cfg)
+    return cfg
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

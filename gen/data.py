@@ -1,120 +1,29 @@
-"""Image–caption data sets: a folder with metadata.jsonl, or COCO-captions JSON.
+"""Image–caption data sets for training: the records a config names, images as tensors, batches.
 
-Bad rows never stop a run: each is skipped, counted by reason and warned about. Nothing outside
-the data-set folder is ever read.
+Rows are read and checked in gen.records, image files opened in gen.images; both are re-exported here.
+A bad image never stops a run: it is skipped, counted by reason and warned about.
 """
 from __future__ import annotations
 
-import collections
-import json
 import logging
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset, Sampler
 from torchvision.transforms import functional as TF
 from tqdm.auto import tqdm
 
 from .config import DataConfig
+from .images import UNREADABLE, decode_rgb, open_image, skip_reason
+from .records import DataError, Record, SkipLog, file_problem, read_coco, read_folder, resolve_inside, split_lines
 
+__all__ = ["UNREADABLE", "DataError", "ImageCaptionDataset", "Record", "SkipLog", "collate", "file_problem",
+           "image_to_tensor", "load_image", "read_coco", "read_folder", "read_records", "read_rgb", "resolve_inside",
+           "skip_reason", "split_lines"]
 log = logging.getLogger(__name__)
-UNREADABLE = (OSError, UnidentifiedImageError, ValueError, SyntaxError)  # what PIL raises on a bad image file
-
-
-@dataclass
-class Record:
-    path: Path
-    texts: list[str]
-    meta: dict[str, Any] = field(default_factory=dict)  # the row's other fields (shapes: true attributes, split)
-
-
-class SkipLog:
-    """Counts skipped items by reason and keeps a few examples for the summary."""
-
-    def __init__(self) -> None:
-        self.counts: collections.Counter[str] = collections.Counter()
-        self.items: list[dict[str, str]] = []
-
-    def skip(self, what: str, reason: str) -> None:
-        self.counts[reason] += 1
-        self.items.append({"file_name": what, "reason": reason})
-        log.warning("skipped %s: %s", what, reason)
-
-    def summary(self) -> dict[str, int]:
-        return dict(self.counts)
-
-
-def resolve_inside(root: Path, name: str) -> Path | None:
-    """The file `name` under `root`, or None if it is absolute or escapes `root` (e.g. ../../etc/passwd)."""
-    if not name or Path(name).is_absolute():
-        return None
-    root = root.resolve()
-    path = (root / name).resolve()
-    return path if path.is_relative_to(root) else None
-
-
-def _clean_texts(text: Any) -> list[str]:
-    texts = text if isinstance(text, list) else [text]
-    return [t.strip() for t in texts if isinstance(t, str) and t.strip()]
-
-
-def _add_record(records: list[Record], skips: SkipLog, root: Path, name: Any, text: Any, meta: dict) -> None:
-    if not isinstance(name, str) or not name:
-        return skips.skip(repr(name), "row has no file_name")
-    path = resolve_inside(root, name)
-    if path is None:
-        return skips.skip(name, "file_name is outside the data-set folder")
-    texts = _clean_texts(text)
-    if not texts:
-        return skips.skip(name, "empty caption")
-    if not path.is_file():
-        return skips.skip(name, "missing file")
-    records.append(Record(path, texts, meta))
-
-
-def read_folder(folder: str | Path, split: str | None = None, skips: SkipLog | None = None) -> list[Record]:
-    """Rows of `folder/metadata.jsonl` ({"file_name", "text", ...}); `split` keeps rows of that split."""
-    root = Path(folder)
-    meta_file = root / "metadata.jsonl"
-    if not meta_file.is_file():
-        raise FileNotFoundError(f"{meta_file} not found: a data-set folder needs a metadata.jsonl")
-    skips = skips if skips is not None else SkipLog()
-    records: list[Record] = []
-    for lineno, line in enumerate(meta_file.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            skips.skip(f"metadata.jsonl line {lineno}", "row is not valid JSON")
-            continue
-        if split is not None and row.get("split", split) != split:
-            continue
-        meta = {k: v for k, v in row.items() if k not in ("file_name", "text")}
-        _add_record(records, skips, root, row.get("file_name"), row.get("text"), meta)
-    return records
-
-
-def read_coco(json_path: str | Path, image_root: str | Path | None = None, skips: SkipLog | None = None) -> list[Record]:
-    """COCO-captions JSON: `images` [{id, file_name}] and `annotations` [{image_id, caption}]."""
-    json_path = Path(json_path)
-    data = json.loads(json_path.read_text(encoding="utf-8"))
-    root = Path(image_root) if image_root else json_path.parent
-    skips = skips if skips is not None else SkipLog()
-    captions: dict[Any, list[str]] = collections.defaultdict(list)
-    for ann in data.get("annotations", []):
-        captions[ann.get("image_id")].append(ann.get("caption"))
-    records: list[Record] = []
-    for image in data.get("images", []):
-        meta = {"image_id": image.get("id")}
-        _add_record(records, skips, root, image.get("file_name"), captions.get(image.get("id"), []), meta)
-    return records
 
 
 def read_records(cfg: DataConfig, default_dir: str | Path | None = None, skips: SkipLog | None = None,
@@ -124,11 +33,10 @@ def read_records(cfg: DataConfig, default_dir: str | Path | None = None, skips: 
     if cfg.source == "coco":
         return read_coco(cfg.path, cfg.image_root or None, skips)
     if cfg.source == "shapes":
-        folder = Path(cfg.path or Path(default_dir or ".") / "data")
-        if not (folder / "metadata.jsonl").is_file():
-            from .shapes import make_dataset
+        from .shapes import ensure_dataset
 
-            make_dataset(folder, count=cfg.shapes_count, size=cfg.resolution, seed=cfg.shapes_seed)
+        folder = Path(cfg.path or Path(default_dir or ".") / "data")
+        ensure_dataset(folder, count=cfg.shapes_count, size=cfg.resolution, seed=cfg.shapes_seed)
         return read_folder(folder, split, skips)
     if cfg.source == "folder":
         if not cfg.path:
@@ -143,9 +51,20 @@ def image_to_tensor(image: Image.Image, resolution: int) -> torch.Tensor:
     return TF.pil_to_tensor(TF.center_crop(image, [resolution, resolution]))
 
 
-def load_image(path: Path, resolution: int) -> torch.Tensor:
-    with Image.open(path) as im:
-        return image_to_tensor(im, resolution)
+def read_rgb(path: Path, skips: SkipLog | None = None) -> Image.Image:
+    """An image file as every reader sees it: refused when it is not a regular file or a decompression bomb
+    (gen.images), upright by its EXIF orientation, 16-bit/float scaled to 8 bits (noted once in `skips`), RGB."""
+    with open_image(path) as im:
+        image, note = decode_rgb(im)
+    if note and skips is not None:
+        skips.note(path.name, note)
+    elif note:
+        log.warning("%s: %s", path.name, note)
+    return image
+
+
+def load_image(path: Path, resolution: int, skips: SkipLog | None = None) -> torch.Tensor:
+    return image_to_tensor(read_rgb(path, skips), resolution)
 
 
 class ImageCaptionDataset(Dataset):
@@ -171,10 +90,14 @@ class ImageCaptionDataset(Dataset):
     def _decode(self, i: int) -> torch.Tensor | None:
         rec = self.records[i]
         try:
-            return load_image(rec.path, self.resolution)
+            return load_image(rec.path, self.resolution, self.skips)
         except UNREADABLE as err:
-            self.skips.skip(rec.path.name, f"unreadable image ({type(err).__name__})")
+            self.skips.skip(rec.path.name, skip_reason(err), rec.row)
             return None
+
+    def usable(self) -> int:
+        """Items that will be used: all, less the preloaded ones that failed to decode (unknown until used otherwise)."""
+        return len(self) if self.cache is None else sum(x is not None for x in self.cache)
 
     def image(self, i: int) -> torch.Tensor | None:
         return self.cache[i] if self.cache is not None else self._decode(i)

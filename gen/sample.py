@@ -15,8 +15,10 @@ from .pipeline import TextToImagePipeline
 
 
 def read_prompts(path: str | Path) -> list[str]:
-    """One prompt per non-empty line."""
-    return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    """One prompt per non-empty line; lines end at "\\n" only (splitlines also cuts at U+2028 or a form feed)."""
+    from .records import split_lines
+
+    return [line.strip() for line in split_lines(Path(path).read_text(encoding="utf-8")) if line.strip()]
 
 
 def save_grid(images: Sequence[Image.Image], path: str | Path, nrow: int = 8) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -31,12 +33,15 @@ __all__ = [
     "analyse",
     "caption",
     "check",
+    "ensure_dataset",
     "heldout_combinations",
+    "is_complete",
     "make_dataset",
     "parse_caption",
     "phrasings",
     "render",
 ]
+log = logging.getLogger(__name__)
 
 # Hues picked so that blurred, dimmed or noisy pixels still have one clear nearest entry:
 # every pair is > 85 apart in RGB (> 45 after the oracle's brightness fit), every colour
@@ -222,12 +227,19 @@ def check(image, text: str) -> dict[str, bool]:
 def make_dataset(
     out: str | Path, count: int, size: int = 32, seed: int = 0, val_fraction: float = 0.05
 ) -> Path:
-    """Write OUT/images/NNNNNN.png, OUT/metadata.jsonl, OUT/heldout.json and OUT/info.json."""
+    """Write OUT/images/NNNNNN.png, OUT/heldout.json, OUT/info.json and, last, OUT/metadata.jsonl.
+
+    metadata.jsonl appears only when every image is written (an atomic rename) and info.json records the row
+    count, so an interrupted build is never read as a smaller finished one (`is_complete`).
+    """
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
+    for marker in ("metadata.jsonl", "info.json"):  # rebuilding over an old set: unfinished until the end
+        (out / marker).unlink(missing_ok=True)
     held = heldout_combinations(seed)
     plan = _plan(count, held, seed, val_fraction)
-    with open(out / "metadata.jsonl", "w") as rows:
+    partial = out / "metadata.jsonl.partial"
+    with open(partial, "w") as rows:
         for index, (spec, split) in enumerate(tqdm(plan, desc="shapes", unit="img")):
             rows.write(json.dumps(_write_example(out, index, spec, split, size, seed)) + "\n")
     (out / "heldout.json").write_text(json.dumps([c.as_dict() for c in held], indent=1))
@@ -242,7 +254,41 @@ def make_dataset(
         "background": BACKGROUND,
     }
     (out / "info.json").write_text(json.dumps(info, indent=1))
+    os.replace(partial, out / "metadata.jsonl")
     return out
+
+
+def _info(folder: Path) -> dict | None:
+    """info.json of a finished build: its count equals metadata.jsonl's rows; else None."""
+    info_file, meta_file = folder / "info.json", folder / "metadata.jsonl"
+    if not (info_file.is_file() and meta_file.is_file()):  # is_file(): a FIFO is never opened
+        return None
+    try:
+        info = json.loads(info_file.read_text())
+        rows = sum(1 for line in meta_file.read_text(encoding="utf-8").split("\n") if line.strip())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and info.get("count") == rows else None
+
+
+def is_complete(folder: str | Path) -> bool:
+    """Whether `folder` holds a finished make_dataset build (not one interrupted half-way)."""
+    return _info(Path(folder)) is not None
+
+
+def ensure_dataset(folder: str | Path, count: int, size: int = 32, seed: int = 0) -> Path:
+    """Build the shapes set in `folder` unless a finished one is there; an unfinished one is rebuilt."""
+    folder = Path(folder)
+    info = _info(folder)
+    if info is None:
+        if (folder / "metadata.jsonl").exists() or (folder / "metadata.jsonl.partial").exists():
+            log.warning("%s holds an unfinished shapes build; rebuilding it (%d images)", folder, count)
+        return make_dataset(folder, count=count, size=size, seed=seed)
+    asked, held = (count, size, seed), (info.get("count"), info.get("size"), info.get("seed"))
+    if asked != held:  # a finished set is data someone may rely on: use it, loudly, rather than overwrite it
+        log.warning("%s holds a finished shapes set (count, size, seed) = %s, not the %s asked for; using it "
+                    "(delete the folder to rebuild)", folder, held, asked)
+    return folder
 
 
 def _plan(

@@ -64,6 +64,8 @@ class GenTask:
         self.skips = SkipLog()
         records = read_records(cfg.data, default_dir=run_dir, skips=self.skips)
         self.dataset = ImageCaptionDataset(records, cfg.data.resolution, cfg.data.hflip, cfg.data.preload, self.skips)
+        from .check_data import format_summary  # the data check's summary, before any step is spent on the data
+        log.info(format_summary(self.skips, self.dataset.usable()))
         texts = [t for r in records for t in r.texts]
         tokenizer, text_encoder = build_text_model(cfg.text, texts)
         saved = run_dir / "tokenizer"
