@@ -10,7 +10,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from gen.cli import UserError
 from gen.data import UNREADABLE
+from gen.outputs import refuse_existing
 
 from .judge import Judge
 from .report import write_strip
@@ -19,10 +21,20 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 
 
 def search(model_dir: str | Path, images_dir: str | Path, query: str, top: int = 5, html: str | None = None,
-           alpha: float | None = None) -> list[tuple[str, float]]:
-    """The `top` (file name, debiased score) pairs, best first; unreadable files are skipped."""
+           alpha: float | None = None, overwrite: bool = False) -> list[tuple[str, float]]:
+    """The `top` (file name, debiased score) pairs, best first; unreadable files are skipped.
+
+    An existing `html` file is refused unless `overwrite`, before any work is done.
+    """
     if not query.strip():
-        raise ValueError("the query is empty")
+        raise UserError('the query is empty; pass the text to look for, e.g. "a blue square at the top"')
+    if top < 1:
+        raise UserError(f"--top must be at least 1, not {top}")
+    if html:
+        if Path(html).is_dir():
+            raise IsADirectoryError(f"--html {html} is a folder; pass a file name such as strip.html")
+        if not overwrite:
+            refuse_existing([Path(html)], "caption search --html")
     judge = Judge(model_dir, alpha)
     root = Path(images_dir)
     names, images, pixels = [], [], []
