@@ -3,21 +3,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
+
+from gen.cli import add_debug_flag, debug_parent, run_cli
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m caption", description="Train a captioner and judge images with it.")
+    add_debug_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True)
+    common = [debug_parent()]
 
-    p = sub.add_parser("train", help="train a captioner from a YAML config")
+    p = sub.add_parser("train", parents=common, help="train a captioner from a YAML config")
     p.add_argument("config")
     p.add_argument("--out", help="run directory (default runs/<config name>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--resume", help="'latest' or a checkpoint folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over in a used run directory (deletes its model, checkpoints, logs)")
 
-    p = sub.add_parser("describe", help="caption images")
+    p = sub.add_parser("describe", parents=common, help="caption images")
     p.add_argument("model_dir")
     p.add_argument("images", nargs="+")
     dec = p.add_mutually_exclusive_group()
@@ -26,27 +31,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("score", help="score a folder of generated images against their prompts")
+    p = sub.add_parser("score", parents=common, help="score a folder of generated images against their prompts")
     p.add_argument("model_dir")
     p.add_argument("samples_dir")
     p.add_argument("--out", help="where scores.jsonl, summary.json and report.html go (default: SAMPLES_DIR)")
     p.add_argument("--alpha", type=float, help="debiasing weight (default: the model's stored choice)")
     p.add_argument("--distractors", type=int, default=20)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the outputs of an earlier score (other summary.json sections are kept)")
 
-    p = sub.add_parser("search", help="rank the images of a folder by a text query")
+    p = sub.add_parser("search", parents=common, help="rank the images of a folder by a text query")
     p.add_argument("model_dir")
     p.add_argument("images_dir")
     p.add_argument("query")
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--html", help="write an HTML strip of the top images here")
     p.add_argument("--alpha", type=float)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --html file")
 
-    p = sub.add_parser("demo", help="the whole round trip on shapes data (what `make demo` runs)")
+    p = sub.add_parser("demo", parents=common, help="the whole round trip on shapes data (what `make demo` runs)")
     p.add_argument("--out", default="samples/demo")
     p.add_argument("--runs", default="runs/demo")
     p.add_argument("--data", default="data/shapes32")
 
-    p = sub.add_parser("meta-eval", help="how far to trust the judge: error ladders on held-out shapes renders")
+    p = sub.add_parser("meta-eval", parents=common,
+                       help="how far to trust the judge: error ladders on held-out shapes renders")
     p.add_argument("model_dir")
     p.add_argument("--count", type=int, default=300)
     p.add_argument("--size", type=int)
@@ -55,13 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def _run(args: argparse.Namespace) -> int:
     if args.command == "train":
         from .train import train
 
-        print(train(args.config, args.out, args.overrides, args.resume))
+        print(train(args.config, args.out, args.overrides, args.resume, args.overwrite))
     elif args.command == "describe":
         from .describe import describe
 
@@ -72,12 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "score":
         from .score import score_folder
 
-        summary = score_folder(args.model_dir, args.samples_dir, args.out, args.alpha, args.distractors)
+        summary = score_folder(args.model_dir, args.samples_dir, args.out, args.alpha, args.distractors, args.overwrite)
         print(json.dumps(summary["table"], indent=2))
     elif args.command == "search":
         from .search import search
 
-        for rank, (name, value) in enumerate(search(args.model_dir, args.images_dir, args.query, args.top, args.html, args.alpha), 1):
+        hits = search(args.model_dir, args.images_dir, args.query, args.top, args.html, args.alpha, args.overwrite)
+        for rank, (name, value) in enumerate(hits, 1):
             print(f"{rank:3d}  {value:9.3f}  {name}")
     elif args.command == "demo":
         from .demo import run
@@ -88,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(meta_eval(args.model_dir, args.count, args.size, args.seed, args.out), indent=2))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit status 0; 2 with one `error:` line for a mistake the user can fix (--debug: the traceback)."""
+    return run_cli(_parser(), _run, argv)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from gen.evaluate import oracle_accuracy
+from gen.outputs import atomic_write_text, dumps
 from gen.pipeline import TextToImagePipeline
 from gen.sample import sample_to_folder
 from gen.shapes import PLACE_PHRASES, ShapeSpec, all_combinations, make_dataset
@@ -37,6 +38,7 @@ def demo_prompts(data_dir: Path, seen: int = 28) -> list[str]:
 
 def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: str | Path = "data/shapes32",
         per_prompt: int = 2) -> dict:
+    """Every step overwrites its earlier result on purpose (overwrite=True): the demo is re-run from scratch."""
     out, runs, data = Path(out), Path(runs), Path(data)
     clock = {}
     t0 = time.monotonic()
@@ -46,13 +48,13 @@ def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: 
     clock["data_s"] = time.monotonic() - t0
     print("[2/5] captioner (configs/caption/shapes32.yaml)", flush=True)
     t = time.monotonic()
-    cap_dir = train_captioner("configs/caption/shapes32.yaml", runs / "caption", [f"data.path={data}"])
+    cap_dir = train_captioner("configs/caption/shapes32.yaml", runs / "caption", [f"data.path={data}"], overwrite=True)
     clock["captioner_s"] = time.monotonic() - t
     print("[3/5] generator (configs/gen/shapes32.yaml)", flush=True)
     t = time.monotonic()
     from gen.train import train as train_generator
 
-    gen_dir = train_generator("configs/gen/shapes32.yaml", runs / "gen", [f"data.path={data}"])
+    gen_dir = train_generator("configs/gen/shapes32.yaml", runs / "gen", [f"data.path={data}"], overwrite=True)
     clock["generator_s"] = time.monotonic() - t
     print("[4/5] sampling", flush=True)
     t = time.monotonic()
@@ -60,11 +62,11 @@ def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: 
     out.mkdir(parents=True, exist_ok=True)
     (out / "prompts.txt").write_text("\n".join(prompts) + "\n")
     pipe = TextToImagePipeline.from_pretrained(gen_dir)
-    sample_to_folder(pipe, prompts, out, num_per_prompt=per_prompt, steps=20, guidance=3.0, seed=SEED)
+    sample_to_folder(pipe, prompts, out, num_per_prompt=per_prompt, steps=20, guidance=3.0, seed=SEED, overwrite=True)
     clock["sampling_s"] = time.monotonic() - t
     print("[5/5] scoring", flush=True)
     t = time.monotonic()
-    summary = score_folder(cap_dir, out)
+    summary = score_folder(cap_dir, out, overwrite=True)
     trust = meta_eval(cap_dir, count=300, out=out / "meta_eval.json")
     clock["scoring_s"] = time.monotonic() - t
     clock["total_min"] = (time.monotonic() - t0) / 60
@@ -74,7 +76,7 @@ def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: 
                        "oracle": oracle_accuracy(out), "captioner": cap_metrics, "meta_eval": {
                            k: trust[k] for k in ("judge", "blind_baseline", "best_alpha", "text_to_image_r@1")},
                        "timing": clock}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out / "summary.json", dumps(summary, indent=2))
     _print_table(summary)
     return summary
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from gen.outputs import atomic_write_text
+
 # Log-probs at or above GOOD are shaded fully green, at or below BAD fully red.
 GOOD_LOGPROB = -0.1
 BAD_LOGPROB = -5.0
@@ -166,8 +168,7 @@ def _write_page(path: str | Path, title: str, body: str) -> Path:
         f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         f"<h1>{_esc(title)}</h1>\n{body}\n</body>\n</html>\n"
     )
-    path.write_text(page, encoding="utf-8")
-    return path
+    return atomic_write_text(path, page)  # a reader never sees half a page
 
 
 def write_report(

@@ -7,6 +7,8 @@ pixel oracle for shapes prompts. Aggregates carry bootstrap 95% intervals.
 from __future__ import annotations
 
 import json
+import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +17,18 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from gen.cli import UserError
 from gen.data import UNREADABLE, SkipLog, read_folder
+from gen.outputs import atomic_write_text, dumps, refuse_existing, require_dir_or_missing
 from gen.shapes import ATTRIBUTES, check, parse_caption
 
 from .judge import Judge
 from .metrics import CiderD, auroc, bleu4, bootstrap_ci, rank_of_true
 from .negatives import distractors, same_caption
 from .report import write_report
+
+log = logging.getLogger(__name__)
+OUTPUTS = ("scores.jsonl", "summary.json", "report.html")
 
 
 def _load_items(samples_dir: Path, judge: Judge, skips: SkipLog) -> list[dict[str, Any]]:
@@ -78,16 +85,42 @@ def summarise(rows: list[dict[str, Any]], skips: SkipLog, alpha: float) -> dict[
             "auroc_vs_oracle": vs_oracle, "table": table, "skipped_counts": skips.summary(), "skipped": skips.items}
 
 
+def _kept_sections(summary_path: Path, written: dict[str, Any]) -> dict[str, Any]:
+    """Top-level sections of an existing summary.json that scoring does not write (the demo's `demo`)."""
+    try:
+        old = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    kept = {k: v for k, v in old.items() if k not in written} if isinstance(old, dict) else {}
+    if kept:
+        log.info("%s: keeping its sections %s", summary_path, ", ".join(kept))
+    return kept
+
+
 def score_folder(model_dir: str | Path, samples_dir: str | Path, out: str | Path | None = None,
-                 alpha: float | None = None, k: int = 20) -> dict[str, Any]:
-    """Write scores.jsonl, summary.json and report.html for SAMPLES_DIR (any metadata.jsonl folder)."""
+                 alpha: float | None = None, k: int = 20, overwrite: bool = False) -> dict[str, Any]:
+    """Write scores.jsonl, summary.json and report.html for SAMPLES_DIR (any metadata.jsonl folder).
+
+    Earlier outputs in OUT are refused unless `overwrite`. With it they are replaced, but sections of an
+    existing summary.json that scoring does not write (such as the demo's `demo`) are kept.
+    """
     samples_dir = Path(samples_dir)
     out = Path(out) if out else samples_dir
+    if alpha is not None and not math.isfinite(alpha):
+        raise UserError(f"--alpha must be a finite number, not {alpha}")
+    if k < 0:
+        raise UserError(f"--distractors must be ≥ 0, not {k}")
+    require_dir_or_missing(out)
+    if not overwrite:
+        refuse_existing([out / name for name in OUTPUTS], "caption score")
+    if not (samples_dir / "metadata.jsonl").is_file():
+        raise FileNotFoundError(f"{samples_dir} has no metadata.jsonl; pass a folder written by `gen sample` "
+                                "or any folder with a metadata.jsonl")
     out.mkdir(parents=True, exist_ok=True)
     judge, skips = Judge(model_dir, alpha), SkipLog()
     items = _load_items(samples_dir, judge, skips)
     if not items:
-        raise ValueError(f"{samples_dir}: no readable image with a prompt ({skips.summary()})")
+        raise UserError(f"{samples_dir}: no readable image with a prompt ({skips.summary()})")
     prompts = [it["prompt"] for it in items]
     tokens = judge.encode(torch.stack([it["pixels"] for it in items]))  # (N, T_img, D)
     token_lps = judge.token_logprobs(tokens, prompts)
@@ -106,12 +139,13 @@ def score_folder(model_dir: str | Path, samples_dir: str | Path, out: str | Path
                      "cider_d": cider.score(cap, [it["prompt"]]), "oracle": oracle,
                      "oracle_pass": None if oracle is None else all(oracle.values())})
     summary = summarise(rows, skips, judge.alpha)
-    with open(out / "scores.jsonl", "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(r) + "\n" for r in rows)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary = json.loads(dumps(summary))  # as stored: NaN and inf become null
+    stored = {**_kept_sections(out / "summary.json", summary), **summary}
+    atomic_write_text(out / "scores.jsonl", "".join(dumps(r) + "\n" for r in rows))
+    atomic_write_text(out / "summary.json", dumps(stored, indent=2))
     report_rows = [{"image": it["image"], "prompt": r["prompt"], "token_logprobs": r["token_logprobs"],
                     "caption": r["caption"], "score": r["margin"], "rank": r["rank"], "oracle": r["oracle"],
                     "passed": r["rank"] == 0}  # the judge's verdict; the oracle is shown beside it
                    for it, r in zip(items, rows)]
     write_report(out / "report.html", report_rows, summary, title=f"roundtrip scores: {samples_dir}")
-    return summary
+    return stored

@@ -11,7 +11,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from gen.cli import UserError
 from gen.data import UNREADABLE, SkipLog, read_rgb, resolve_inside, skip_reason
+from gen.outputs import refuse_existing
 
 from .judge import Judge
 from .report import write_strip
@@ -41,10 +43,20 @@ def read_folder_images(root: Path, skips: SkipLog) -> list[tuple[str, Image.Imag
 
 
 def search(model_dir: str | Path, images_dir: str | Path, query: str, top: int = 5, html: str | None = None,
-           alpha: float | None = None) -> list[tuple[str, float]]:
-    """The `top` (file name, debiased score) pairs, best first; unreadable files are skipped."""
+           alpha: float | None = None, overwrite: bool = False) -> list[tuple[str, float]]:
+    """The `top` (file name, debiased score) pairs, best first; unreadable files are skipped.
+
+    An existing `html` file is refused unless `overwrite`, before any work is done.
+    """
     if not query.strip():
-        raise ValueError("the query is empty")
+        raise UserError('the query is empty; pass the text to look for, e.g. "a blue square at the top"')
+    if top < 1:
+        raise UserError(f"--top must be at least 1, not {top}")
+    if html:
+        if Path(html).is_dir():
+            raise IsADirectoryError(f"--html {html} is a folder; pass a file name such as strip.html")
+        if not overwrite:
+            refuse_existing([Path(html)], "caption search --html")
     judge = Judge(model_dir, alpha)
     root = Path(images_dir)
     found = read_folder_images(root, SkipLog())

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import zlib
 from pathlib import Path
@@ -18,6 +17,8 @@ from gen.checkpoint import run_dir_for
 from gen.config import DataConfig, TrainConfig
 from gen.data import ImageCaptionDataset, Record, SkipLog, collate, read_records
 from gen.engine import fit
+from gen.outputs import atomic_dir, atomic_write_text, dumps
+from gen.rundir import confirm_resume, start_run, tokenizer_of
 from gen.shapes import ATTRIBUTES, parse_caption
 from gen.text import load_tokenizer, tokenize, train_tokenizer
 
@@ -66,7 +67,7 @@ def is_exact(caption: str, record: Record) -> bool:
 class CaptionTask:
     """Data, model and loss of the captioner; see gen.engine.Task."""
 
-    def __init__(self, cfg: CaptionConfig, run_dir: Path) -> None:
+    def __init__(self, cfg: CaptionConfig, run_dir: Path, resume_from: Path | None = None) -> None:
         self.cfg, self.run_dir, self.skips = cfg, run_dir, SkipLog()
         self.lr_scale: dict[str, float] = {}
         records = read_records(cfg.data, default_dir=run_dir, skips=self.skips, all_splits=True)
@@ -78,8 +79,11 @@ class CaptionTask:
         saved = run_dir / "tokenizer"
         if cfg.model.decoder.pretrained:
             self.tokenizer = load_tokenizer(cfg.model.decoder.pretrained)
-        elif saved.is_dir():
-            self.tokenizer = load_tokenizer(str(saved))  # resume with the first run's vocabulary
+        elif resume_from is not None:  # only a resume reuses a vocabulary: the one its checkpoint was trained with
+            source = tokenizer_of(resume_from)
+            self.tokenizer = load_tokenizer(str(source))
+            if source != saved.resolve():
+                self.tokenizer.save_pretrained(saved)
         else:
             self.tokenizer = train_tokenizer([t for r in parts["train"] for t in r.texts], cfg.model.decoder.vocab_size)
             self.tokenizer.save_pretrained(saved)
@@ -120,20 +124,26 @@ class CaptionTask:
         return metrics
 
     def export(self, model: Captioner, out: Path) -> None:
-        model.save_pretrained(out, self.tokenizer)
-        config_io.save(self.cfg, out / "roundtrip_config.yaml")
+        """RUN_DIR/model, written to a temp folder that then replaces it: a failed write keeps the old one whole."""
+        with atomic_dir(out) as tmp:
+            model.save_pretrained(tmp, self.tokenizer)
+            config_io.save(self.cfg, tmp / "roundtrip_config.yaml")
 
 
 def train(config_path: str | Path | None, out: str | Path | None = None, overrides: list[str] | None = None,
-          resume: str | None = None) -> Path:
-    """Train a captioner from a YAML config; returns the model folder RUN_DIR/model."""
+          resume: str | None = None, overwrite: bool = False) -> Path:
+    """Train a captioner from a YAML config; returns the model folder RUN_DIR/model.
+
+    A folder that holds an earlier run needs `resume` ("latest" or a checkpoint) or `overwrite` (gen.rundir).
+    """
     cfg = config_io.load(CaptionConfig, config_path, overrides)
     run_dir = run_dir_for(cfg.name, out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_io.save(cfg, run_dir / "config.yaml")
-    set_seed(cfg.train.seed)
-    task = CaptionTask(cfg, run_dir)
-    metrics = fit(task, cfg.train, run_dir, resume, cfg.data.num_workers)
-    summary = {"metrics": metrics, "skipped": task.skips.summary(), "examples": len(task.dataset)}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    with start_run(run_dir, resume, overwrite) as checkpoint:
+        set_seed(cfg.train.seed)
+        task = CaptionTask(cfg, run_dir, checkpoint)
+        confirm_resume(run_dir, checkpoint, task.model)
+        config_io.save(cfg, run_dir / "config.yaml")  # only now: a resume that cannot start leaves it as it was
+        metrics = fit(task, cfg.train, run_dir, str(checkpoint) if checkpoint else None, cfg.data.num_workers)
+        summary = {"metrics": metrics, "skipped": task.skips.summary(), "examples": len(task.dataset)}
+        atomic_write_text(run_dir / "summary.json", dumps(summary, indent=2))
     return run_dir / "model"

@@ -2,16 +2,28 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
+import time
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from .cli import UserError
+from .outputs import atomic_dir
+
+log = logging.getLogger(__name__)
 CKPT = re.compile(r"^checkpoint-(\d+)$")
+
+
+class CorruptCheckpoint(UserError):
+    """A checkpoint that cannot be read, or does not fit the model being trained."""
 
 
 def run_dir_for(config_name: str, out: str | Path | None) -> Path:
@@ -23,6 +35,9 @@ class Checkpoints:
     """checkpoint-<step> folders under RUN_DIR/checkpoints, each written to a temp name then renamed.
 
     A process killed mid-write leaves only a .tmp folder, which `latest` ignores and the next save removes.
+    Pruning keeps the `keep_last` newest checkpoints up to the one just written, that one always
+    included. Checkpoints newer than it belong to an abandoned future (a resume from an older one);
+    they are moved aside to checkpoints/abandoned-<time>/, never deleted and never mixed into `latest`.
     """
 
     def __init__(self, run_dir: str | Path, keep_last: int = 2) -> None:
@@ -43,28 +58,94 @@ class Checkpoints:
         """`latest` or a path → a checkpoint folder, with a clear error when there is none."""
         path = self.latest() if resume == "latest" else Path(resume)
         if path is None:
-            raise FileNotFoundError(f"--resume latest: no checkpoint in {self.dir}")
+            raise FileNotFoundError(f"--resume latest: no checkpoint in {self.dir}; start a fresh run instead "
+                                    "(with --overwrite, if the folder holds an earlier run)")
         if not (path / "state.json").is_file():
-            raise FileNotFoundError(f"{path} is not a checkpoint folder (no state.json)")
+            raise FileNotFoundError(f"{path} is not a checkpoint folder (no state.json); "
+                                    "pass --resume latest or a checkpoints/checkpoint-NNNNNNNN folder")
         return path
 
     def save(self, step: int, write: Callable[[Path], None]) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
         final = self.dir / f"checkpoint-{step:08d}"
-        tmp = self.dir / f".tmp-checkpoint-{step:08d}"
         for stale in self.dir.glob(".tmp-checkpoint-*"):  # left by a run killed mid-write
             shutil.rmtree(stale, ignore_errors=True)
-        tmp.mkdir()
-        write(tmp)
-        for f in tmp.iterdir():  # data on disk before the rename makes it visible
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        for _, old in self.all()[: -self.keep_last] if self.keep_last > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
+        with atomic_dir(final) as tmp:
+            write(tmp)
+        self.abandon_after(step)
+        if self.keep_last > 0:
+            kept = [p for s, p in self.all() if s <= step]  # ends with the one just written
+            for old in kept[: -self.keep_last]:
+                shutil.rmtree(old, ignore_errors=True)
         return final
+
+    def abandon_after(self, step: int) -> Path | None:
+        """Move checkpoints newer than `step` to checkpoints/abandoned-<time>/, with a warning.
+
+        Called when a run resumes from an older checkpoint: what came after it is another history, and
+        `--resume latest` must never pick it up. Moved rather than deleted, so no run is lost.
+        """
+        newer = [p for s, p in self.all() if s > step]
+        if not newer:
+            return None
+        aside = self.dir / time.strftime("abandoned-%Y%m%d-%H%M%S")
+        while aside.exists():
+            aside = aside.with_name(aside.name + "x")
+        aside.mkdir()
+        for p in newer:
+            os.replace(p, aside / p.name)
+        log.warning("moved %d checkpoint(s) newer than step %d (%s) to %s: they continue another history; "
+                    "delete that folder when you no longer need it", len(newer), step,
+                    ", ".join(p.name for p in newer), aside)
+        return aside
+
+
+def check_checkpoint(folder: Path) -> int:
+    """The step of a readable checkpoint; CorruptCheckpoint naming the bad file otherwise.
+
+    Reads only headers (safetensors) and the zip directory (optimizer.pt), so it is cheap enough to run
+    before anything in the run folder is touched.
+    """
+    def corrupt(what: str) -> CorruptCheckpoint:
+        return CorruptCheckpoint(f"checkpoint {folder} is unreadable ({what}); resume from an earlier one with "
+                                 f"--resume {folder.parent}/checkpoint-NNNNNNNN, or start over with --overwrite")
+    try:
+        info = json.loads((folder / "state.json").read_text())
+        step = info["step"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise corrupt(f"state.json: {err}") from err
+    if not isinstance(step, int) or step < 0:
+        raise corrupt(f"state.json: step {step!r}")
+    names = ["model.safetensors", "rng.safetensors"] + (["ema.safetensors"] if "ema" in info else [])
+    for name in names:
+        try:
+            with safe_open(str(folder / name), "pt"):
+                pass
+        except (OSError, SafetensorError) as err:
+            raise corrupt(f"{name}: {err}") from err
+    if not zipfile.is_zipfile(folder / "optimizer.pt"):
+        raise corrupt("optimizer.pt is missing or truncated")
+    return step
+
+
+def check_fits(folder: Path, model: torch.nn.Module) -> None:
+    """CorruptCheckpoint when the checkpoint's weights do not have the names and shapes of `model`'s.
+
+    Resuming with a changed config (another model size, vocabulary or depth) fails here, before the run
+    folder's config.yaml is replaced, instead of deep inside the training loop.
+    """
+    state = model.state_dict()
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    ptrs = {state[k].data_ptr() for k in shapes if k in state}
+    problems = [f"{k} is {shape} there but {tuple(state[k].shape) if k in state else 'absent'} here"
+                for k, shape in shapes.items() if k not in state or tuple(state[k].shape) != shape]
+    # save_model drops tied duplicates (an LM head shares the embedding), so only untied names must be there.
+    problems += [f"{k} is missing there" for k, v in state.items() if k not in shapes and v.data_ptr() not in ptrs]
+    if problems:
+        raise CorruptCheckpoint(f"checkpoint {folder} does not fit the model this config builds "
+                                f"({problems[0]}{f', and {len(problems) - 1} more' if len(problems) > 1 else ''}); "
+                                "resume with the config the run was started with (RUN_DIR/config.yaml)")
 
 
 def rng_state() -> dict[str, torch.Tensor]:

@@ -136,7 +136,10 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
         optimizer.load_state_dict(opt_state["optimizer"])
         lr_schedule.load_state_dict(opt_state["lr_scheduler"])  # restores schedule.total and .warmup
         step = info["step"]
-        plan.fixed = plan.fixed or info.get("schedule_fixed", False)
+        if info.get("schedule_from_budget"):
+            plan.fixed = plan.from_budget = True  # keep the total the first run fixed: an exact resume
+        else:  # a step-based run follows the config, so a resume may extend max_steps
+            schedule.total, schedule.warmup = cfg.max_steps, cfg.warmup_steps
         log.info("resumed from %s at step %d (schedule: %d steps)", folder, step, schedule.total)
     ema.to(accelerator.device)
     prepared, optimizer = accelerator.prepare(model, optimizer)
@@ -145,7 +148,7 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
     def save_checkpoint() -> None:
         if accelerator.is_main_process:
             state = {"optimizer": optimizer.state_dict(), "lr_scheduler": lr_schedule.state_dict()}
-            extra = {"total_steps": schedule.total, "schedule_fixed": plan.fixed}
+            extra = {"total_steps": schedule.total, "schedule_from_budget": plan.from_budget}
             ckpts.save(step, lambda d: write_training_state(d, accelerator.unwrap_model(prepared), state, ema, step, extra))
         accelerator.wait_for_everyone()
 

@@ -44,6 +44,7 @@ class BudgetPlan:
         self.budget_s = minutes * 60 if minutes is not None else None
         self.skip, self.measure, self.margin = skip, measure, margin
         self.fixed = self.budget_s is None  # without a budget the plan is max_steps from the start
+        self.from_budget = False  # True once the budget has fixed the total (saved in checkpoints)
         self._t0: float | None = None
 
     def observe(self, step: int, elapsed_s: float) -> bool:
@@ -64,7 +65,7 @@ class BudgetPlan:
         # Warm-up keeps its share of the schedule: a run half as long warms up half as many steps.
         self.schedule.total = total
         self.schedule.warmup = min(self.warmup_steps, round(self.warmup_steps * total / self.max_steps))
-        self.fixed = True
+        self.fixed = self.from_budget = True
         speed = f" at {per_step:.3f} s/step" if per_step else ""
         log.info("time budget %.1f min%s: schedule fixed at %d steps (cap %d), warm-up %d",
                  (self.budget_s or 0) / 60, speed, total, self.max_steps, self.schedule.warmup)

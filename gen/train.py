@@ -1,7 +1,6 @@
 """Generator training: the text-to-image task plugged into the shared loop in engine.py."""
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,9 @@ from .config import GenConfig
 from .data import ImageCaptionDataset, SkipLog, read_records
 from .diffusion import noise_scheduler, sampling_scheduler, training_losses
 from .engine import fit
+from .outputs import atomic_dir, atomic_write_text, dumps
 from .pipeline import TextToImagePipeline, unet_conditioning
+from .rundir import confirm_resume, start_run, tokenizer_of
 from .text import StateCache, build_text_model, encode, is_frozen, load_tokenizer, tokenize
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def build_unet(cfg: GenConfig, cross_attention_dim: int) -> UNet2DConditionModel
 class GenTask:
     """Data, model and loss of the generator; see engine.Task."""
 
-    def __init__(self, cfg: GenConfig, run_dir: Path) -> None:
+    def __init__(self, cfg: GenConfig, run_dir: Path, resume_from: Path | None = None) -> None:
         self.cfg, self.run_dir = cfg, run_dir
         self.skips = SkipLog()
         records = read_records(cfg.data, default_dir=run_dir, skips=self.skips)
@@ -69,8 +70,13 @@ class GenTask:
         texts = [t for r in records for t in r.texts]
         tokenizer, text_encoder = build_text_model(cfg.text, texts)
         saved = run_dir / "tokenizer"
-        if saved.is_dir() and not cfg.text.pretrained:
-            tokenizer = load_tokenizer(str(saved))  # resume with the exact vocabulary of the first run
+        if resume_from is not None and not cfg.text.pretrained:
+            # Only a resume reuses a saved vocabulary, the one its checkpoint was trained with; a fresh run
+            # trains its own, so a tokenizer left in the folder by another run is never picked up.
+            source = tokenizer_of(resume_from)
+            tokenizer = load_tokenizer(str(source))
+            if source != saved.resolve():
+                tokenizer.save_pretrained(saved)
         else:
             tokenizer.save_pretrained(saved)
         self.tokenizer = tokenizer
@@ -111,23 +117,31 @@ class GenTask:
         return {}
 
     def export(self, model: TextToImageModel, out: Path) -> None:
-        """The end product: a diffusers-layout pipeline folder (safetensors) holding the EMA weights."""
-        self.pipeline(model).save_pretrained(out, safe_serialization=True)
-        config_io.save(self.cfg, out / "roundtrip_config.yaml")
+        """The end product: a diffusers-layout pipeline folder (safetensors) holding the EMA weights.
+
+        Written to a temp folder that then replaces `out`, so a failed write keeps the previous model whole.
+        """
+        with atomic_dir(out) as tmp:
+            self.pipeline(model).save_pretrained(tmp, safe_serialization=True)
+            config_io.save(self.cfg, tmp / "roundtrip_config.yaml")
 
 
 def train(config_path: str | Path | None, out: str | Path | None = None, overrides: list[str] | None = None,
-          resume: str | None = None) -> Path:
-    """Train a generator from a YAML config; returns the exported pipeline folder RUN_DIR/model."""
+          resume: str | None = None, overwrite: bool = False) -> Path:
+    """Train a generator from a YAML config; returns the exported pipeline folder RUN_DIR/model.
+
+    A folder that holds an earlier run needs `resume` ("latest" or a checkpoint) or `overwrite` (gen.rundir).
+    """
     cfg = config_io.load(GenConfig, config_path, overrides)
     run_dir = run_dir_for(cfg.name, out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_io.save(cfg, run_dir / "config.yaml")
-    set_seed(cfg.train.seed)  # model initialisation is part of what a seed reproduces
-    task = GenTask(cfg, run_dir)
-    metrics = fit(task, cfg.train, run_dir, resume, cfg.data.num_workers)
-    summary = {"metrics": metrics, "skipped": task.skips.summary(), "examples": len(task.dataset)}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    with start_run(run_dir, resume, overwrite) as checkpoint:
+        set_seed(cfg.train.seed)  # model initialisation is part of what a seed reproduces
+        task = GenTask(cfg, run_dir, checkpoint)
+        confirm_resume(run_dir, checkpoint, task.model)
+        config_io.save(cfg, run_dir / "config.yaml")  # only now: a resume that cannot start leaves it as it was
+        metrics = fit(task, cfg.train, run_dir, str(checkpoint) if checkpoint else None, cfg.data.num_workers)
+        summary = {"metrics": metrics, "skipped": task.skips.summary(), "examples": len(task.dataset)}
+        atomic_write_text(run_dir / "summary.json", dumps(summary, indent=2))
     if task.skips.counts:
         log.warning("skipped %d data items: %s", sum(task.skips.counts.values()), task.skips.summary())
     return run_dir / "model"

@@ -111,7 +111,7 @@ def test_budgeted_run_completes_its_schedule_and_resumes_exactly(tmp_path):
     # 1 s a step (one clock reading each): 23 + int(60 * 0.96 - 23) = 57 steps, far below the cap of 500.
     assert metrics["total_steps"] == metrics["step"] == 57
     state = json.loads((a / "checkpoints" / "checkpoint-00000057" / "state.json").read_text())
-    assert state["total_steps"] == 57 and state["schedule_fixed"] is True
+    assert state["total_steps"] == 57 and state["schedule_from_budget"] is True
 
     with pytest.raises(KeyboardInterrupt):
         _budget_run(b, FakeClock(stop_after=45))  # dies after the checkpoint at step 40
