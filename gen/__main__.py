@@ -1,4 +1,4 @@
-"""python -m gen {train, sample, make-shapes, oracle, bench}: parse arguments, call one function."""
+"""python -m gen {train, sample, make-shapes, oracle, check-data, sweep, bench}: parse arguments, call one function."""
 from __future__ import annotations
 
 import argparse
@@ -49,11 +49,23 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-data", parents=common, help="list every problem of a metadata.jsonl data set, with its row")
     p.add_argument("folder")
 
-    p = sub.add_parser("bench", parents=common, help="measure training and sampling speed of a config")
+    p = sub.add_parser("sweep", parents=common,
+                       help="oracle accuracy of a shapes model under several samplers and step counts")
+    p.add_argument("model_dir")
+    p.add_argument("--prompts", required=True, help="a file with one prompt per line")
+    p.add_argument("--settings", default=None, help="NAME:STEPS,... (default: ddpm:1000,ddim:50,dpm++:10..25,unipc:10,20)")
+    p.add_argument("--num-per-prompt", type=int, default=1)
+    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("bench", parents=common,
+                       help="training and sampling speed of a config, against a plain diffusers-style loop")
     p.add_argument("config")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--precisions", default="no,bf16")
+    p.add_argument("--precisions", default="no,bf16", help="precisions to time our training step in")
+    p.add_argument("--out", help="also write the results here as JSON")
     return parser
 
 
@@ -81,10 +93,18 @@ def _run(args: argparse.Namespace) -> int:
         from .check_data import run
 
         return run(args.folder)
+    elif args.command == "sweep":
+        from .sample import read_prompts
+        from .sweep import DEFAULT_SETTINGS, markdown, parse_settings, sweep
+
+        settings = parse_settings(args.settings or DEFAULT_SETTINGS)
+        rows = sweep(args.model_dir, read_prompts(args.prompts), args.out, settings, args.num_per_prompt,
+                     args.guidance, args.seed, args.overwrite)
+        print(markdown(rows))
     elif args.command == "bench":
         from .bench import bench
 
-        bench(args.config, args.overrides, args.steps, args.precisions.split(","))
+        bench(args.config, args.overrides, args.precisions.split(","), args.out)
     return 0
 
 

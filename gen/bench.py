@@ -1,64 +1,160 @@
-"""`gen bench`: training steps/s per precision and sampling images/s for a config. A measurement, not a test."""
+"""`gen bench`: our training and sampling speed against a plain diffusers-style baseline, on the same model.
+
+A measurement, not a test. Both paths run in one process on copies of one model and the same batches,
+timed in interleaved blocks (so drift in machine speed hits both alike), and compared by medians.
+"""
 from __future__ import annotations
 
+import copy
+import json
+import os
+import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
+from torch.optim.lr_scheduler import LambdaLR
 
 from . import config as config_io
+from . import precision as precision_io
+from .bench_reference import reference_sample, reference_train_step
 from .config import GenConfig
 from .data import EpochBatchSampler, collate
+from .diffusion import sampling_scheduler
+from .engine import _ema, _optimizer, choose_precision
+from .schedule import WarmupCosine
 from .train import GenTask
 
 
-def _train_rate(cfg: GenConfig, precision: str, steps: int, run_dir: Path) -> float:
+def _interleaved(paths: dict[str, Callable[[], Any]], blocks: int, per_block: int, warmup: int = 2) -> dict[str, float]:
+    """Median seconds per call of each path, timed in alternating blocks after `warmup` calls each."""
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for name, fn in paths.items():
+        for _ in range(warmup):
+            fn()
+    for _ in range(blocks):
+        for name, fn in paths.items():
+            for _ in range(per_block):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def _our_train_step(task: GenTask, cfg: GenConfig, precision: str) -> Callable[[dict[str, Any]], None]:
+    """One step of engine.fit's loop: accelerate, fused AdamW, clipping, LR schedule, EMA, no host sync."""
+    AcceleratorState._reset_state(reset_partial_state=True)  # the precision is fixed per state
+    accelerator = Accelerator(mixed_precision=precision)
+    model = task.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = _optimizer(model, cfg.train, task.lr_scale)
+    lr_schedule = LambdaLR(optimizer, WarmupCosine(cfg.train.warmup_steps, cfg.train.max_steps))
+    ema = _ema(params, cfg.train)
+    prepared, optimizer = accelerator.prepare(model, optimizer)
+
+    def step(batch: dict[str, Any]) -> None:
+        loss = task.loss(prepared, batch)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(params, cfg.train.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        lr_schedule.step()
+        ema.step(params)
+
+    return step
+
+
+def _batches(task: GenTask, batch_size: int):
+    sampler = iter(EpochBatchSampler(len(task.dataset), batch_size, 0))
+    while True:
+        yield collate([task.dataset[k] for k in next(sampler)])
+
+
+def train_speed(cfg: GenConfig, run_dir: Path, blocks: int = 6, per_block: int = 5) -> dict[str, float]:
+    """Training images/s, ours (in its `auto` precision) and the reference (fp32), same model and batches."""
     set_seed(0)
     task = GenTask(cfg, run_dir)
-    AcceleratorState._reset_state(reset_partial_state=True)  # the precision is fixed per state; one per run here
-    accelerator = Accelerator(mixed_precision=precision)
-    model = task.model.to(accelerator.device)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    model, opt = accelerator.prepare(model, opt)
-    batches = iter(EpochBatchSampler(len(task.dataset), cfg.train.batch_size, 0))
-    for i in range(steps + 3):  # 3 warm-up steps: allocator and kernel selection
-        if i == 3:
-            start = time.perf_counter()
-        loss = task.loss(model, collate([task.dataset[k] for k in next(batches)]))
-        accelerator.backward(loss)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    return steps / (time.perf_counter() - start)
+    reference_model = copy.deepcopy(task.model)
+    precision, _ = choose_precision(task, cfg.train, PartialState().device)  # as a training run would
+    ours = _our_train_step(task, cfg, precision)
+    ref = reference_train_step(reference_model, task.tokenizer, task.max_length, task.scheduler,
+                               cfg.diffusion.cond_drop, cfg.train.grad_clip)
+    data = _batches(task, cfg.train.batch_size)
+    seconds = _interleaved({"ours": lambda: ours(next(data)), "reference": lambda: ref(next(data))}, blocks, per_block)
+    b = cfg.train.batch_size
+    return {"ours_images_per_s": b / seconds["ours"], "reference_images_per_s": b / seconds["reference"],
+            "ours_precision": precision}
 
 
-def _sample_rate(cfg: GenConfig, run_dir: Path, n: int = 32) -> float:
+def sample_speed(cfg: GenConfig, run_dir: Path, n: int = 16, blocks: int = 4) -> dict[str, float]:
+    """Sampling images/s at cfg.sample.steps DPM++ steps with CFG: our pipeline against the reference loop."""
     task = GenTask(cfg, run_dir)
-    pipe = task.pipeline(task.model.eval())
+    model = task.model.eval()
+    pipe = task.pipeline(model)
     pipe.set_progress_bar_config(disable=True)
-    prompts = (cfg.sample.prompts or ["a red circle on the left"]) * n
-    pipe(prompts[:2], num_inference_steps=2)
-    start = time.perf_counter()
-    pipe(prompts[:n], num_inference_steps=cfg.sample.steps, guidance_scale=cfg.sample.guidance)
-    return n / (time.perf_counter() - start)
+    prompts = ((cfg.sample.prompts or ["a red circle on the left"]) * n)[:n]
+    steps, guidance = cfg.sample.steps, cfg.sample.guidance
+    ref_scheduler = sampling_scheduler(task.scheduler)
+    gens = [torch.Generator().manual_seed(i) for i in range(n)]
+    paths = {
+        "ours": lambda: pipe(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="pt"),
+        "reference": lambda: reference_sample(model, task.tokenizer, task.max_length, ref_scheduler, prompts, steps,
+                                              guidance, gens),
+    }
+    seconds = _interleaved(paths, blocks, 1, warmup=1)
+    return {"steps": steps, "ours_images_per_s": n / seconds["ours"], "reference_images_per_s": n / seconds["reference"]}
 
 
-def bench(config_path: str, overrides: list[str], steps: int = 20, precisions: list[str] | None = None) -> dict:
+def precision_speeds(cfg: GenConfig, run_dir: Path, precisions: list[str], steps: int = 6) -> dict[str, float]:
+    """Training steps/s of our step under each precision (bf16 on a CPU without it can be 10-25× slower)."""
+    rates = {}
+    for precision in precisions:
+        set_seed(0)
+        task = GenTask(cfg, run_dir)
+        step, data = _our_train_step(task, cfg, precision), _batches(task, cfg.train.batch_size)
+        rates[precision] = 1.0 / _interleaved({precision: lambda: step(next(data))}, 1, steps, warmup=1)[precision]
+    return rates
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    return {"cpu": cpu_name(), "arch": platform.machine(), "cores": os.cpu_count(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "native_bf16": precision_io.cpu_has_native_bf16(), "threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__}
+
+
+def bench(config_path: str, overrides: list[str], precisions: list[str] | None = None,
+          out: str | None = None) -> dict[str, Any]:
+    """Speeds, ratios ours / reference, and steps/s per precision; printed, and written to `out` as JSON."""
     cfg = config_io.load(GenConfig, config_path, overrides)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for precision in precisions or ["no", "bf16"]:
-            rate = _train_rate(cfg, precision, steps, Path(tmp))
-            results[f"train_steps_per_s[{precision}]"] = rate
-            results[f"train_images_per_s[{precision}]"] = rate * cfg.train.batch_size
-        results[f"sample_images_per_s[{cfg.sample.steps} steps, cfg]"] = _sample_rate(cfg, Path(tmp))
-    print(f"{config_path}  threads={torch.get_num_threads()}  batch={cfg.train.batch_size}  "
-          f"device={'cuda' if torch.cuda.is_available() else 'cpu'}")
-    for k, v in results.items():
-        print(f"  {k:40s} {v:8.2f}")
-    return results
+        train = train_speed(cfg, Path(tmp) / "t")
+        sample = sample_speed(cfg, Path(tmp) / "s")
+        per_precision = precision_speeds(cfg, Path(tmp) / "p", precisions or ["no", "bf16"])
+    result = {
+        "config": str(config_path), "batch_size": cfg.train.batch_size, "machine": machine(),
+        "train": train, "sample": sample, "train_steps_per_s": per_precision,
+        "train_ratio": train["ours_images_per_s"] / train["reference_images_per_s"],
+        "sample_ratio": sample["ours_images_per_s"] / sample["reference_images_per_s"],
+    }
+    print(json.dumps(result, indent=2))
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2))
+    return result

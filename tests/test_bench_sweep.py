@@ -1,0 +1,40 @@
+"""`gen bench`'s reference loop and `gen sweep` (issue 7). Speeds are measured by the commands, never asserted."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from gen.bench_reference import reference_sample
+from gen.cli import UserError
+from gen.sweep import parse_settings, sweep
+
+
+def test_reference_sampling_loop_is_the_same_computation_as_the_pipeline(tiny_pipe):
+    # The speed ratio only means something if both paths compute the same images.
+    prompts = ["a red circle on the left", "a blue square at the top"]
+    gens = lambda: [torch.Generator().manual_seed(i) for i in range(len(prompts))]  # noqa: E731
+    ours = tiny_pipe(prompts, num_inference_steps=3, guidance_scale=3.0, generator=gens(), output_type="pt").images
+    ref = reference_sample(tiny_pipe, tiny_pipe.tokenizer, 16, tiny_pipe.scheduler, prompts, 3, 3.0, gens())
+    assert torch.allclose(ours, (ref / 2 + 0.5).clamp(0, 1), atol=1e-5)
+
+
+def test_sweep_settings_are_parsed_and_checked():
+    assert parse_settings("ddpm:1000, dpm++:20") == [("ddpm", 1000), ("dpm++", 20)]
+    for bad in ("euler:20", "ddim", "ddim:0", "ddim:x"):
+        with pytest.raises(UserError, match="NAME:STEPS"):
+            parse_settings(bad)
+
+
+@pytest.mark.timeout(120)
+def test_sweep_samples_every_setting_with_the_same_seeds(gen_run, tmp_path):
+    prompts = ["a red circle on the left", "a blue square at the top"]
+    rows = sweep(gen_run / "model", prompts, tmp_path, [("dpm++", 2), ("ddim", 2), ("dpm++", 3)])
+    assert [(r["sampler"], r["steps"], r["n"]) for r in rows] == [("dpm++", 2, 2), ("ddim", 2, 2), ("dpm++", 3, 2)]
+    assert all(0.0 <= r["all"] <= 1.0 and r["seconds_per_image"] > 0 for r in rows)
+    assert json.loads((tmp_path / "sweep.json").read_text()) == rows
+    meta = [[json.loads(line) for line in (tmp_path / f"{s}/metadata.jsonl").read_text().splitlines()]
+            for s in ("dpm++-2", "ddim-2")]
+    assert [r["seed"] for r in meta[0]] == [r["seed"] for r in meta[1]] == [0, 1]
+    assert meta[0][0]["scheduler"] == "DPMSolverMultistepScheduler" and meta[1][0]["scheduler"] == "DDIMScheduler"
