@@ -61,7 +61,7 @@ def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: 
     prompts = demo_prompts(data)
     out.mkdir(parents=True, exist_ok=True)
     (out / "prompts.txt").write_text("\n".join(prompts) + "\n")
-    pipe = TextToImagePipeline.from_pretrained(gen_dir)
+    pipe = TextToImagePipeline.from_pretrained(gen_dir).for_sampling()
     sample_to_folder(pipe, prompts, out, num_per_prompt=per_prompt, steps=20, guidance=3.0, seed=SEED, overwrite=True)
     clock["sampling_s"] = time.monotonic() - t
     print("[5/5] scoring", flush=True)

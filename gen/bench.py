@@ -96,7 +96,7 @@ def sample_speed(cfg: GenConfig, run_dir: Path, n: int = 16, blocks: int = 4) ->
     """Sampling images/s at cfg.sample.steps DPM++ steps with CFG: our pipeline against the reference loop."""
     task = GenTask(cfg, run_dir)
     model = task.model.eval()
-    pipe = task.pipeline(model)
+    pipe = task.pipeline(copy.deepcopy(model)).for_sampling()  # as `gen sample` loads it
     pipe.set_progress_bar_config(disable=True)
     prompts = ((cfg.sample.prompts or ["a red circle on the left"]) * n)[:n]
     steps, guidance = cfg.sample.steps, cfg.sample.guidance

@@ -136,8 +136,8 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
         optimizer.load_state_dict(opt_state["optimizer"])
         lr_schedule.load_state_dict(opt_state["lr_scheduler"])  # restores schedule.total and .warmup
         step = info["step"]
-        if info.get("schedule_from_budget"):
-            plan.fixed = plan.from_budget = True  # keep the total the first run fixed: an exact resume
+        if info.get("budget", {}).get("from_budget"):
+            plan.state.update(info["budget"])  # the budget spans resumes; the plan goes on as it was
         else:  # a step-based run follows the config, so a resume may extend max_steps
             schedule.total, schedule.warmup = cfg.max_steps, cfg.warmup_steps
         log.info("resumed from %s at step %d (schedule: %d steps)", folder, step, schedule.total)
@@ -148,7 +148,7 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
     def save_checkpoint() -> None:
         if accelerator.is_main_process:
             state = {"optimizer": optimizer.state_dict(), "lr_scheduler": lr_schedule.state_dict()}
-            extra = {"total_steps": schedule.total, "schedule_from_budget": plan.from_budget}
+            extra = {"total_steps": schedule.total, "budget": plan.state}
             ckpts.save(step, lambda d: write_training_state(d, accelerator.unwrap_model(prepared), state, ema, step, extra))
         accelerator.wait_for_everyone()
 
@@ -164,7 +164,7 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
 
     batches = iter(_loader(task.dataset, cfg, step * cfg.grad_accum, accelerator, num_workers))
     bar = tqdm(total=schedule.total, initial=step, desc="train", disable=not accelerator.is_main_process, dynamic_ncols=True)
-    start, running = clock(), None
+    start, running = clock() - plan.state["elapsed_s"], None  # a resumed run goes on spending the same budget
     prepared.train()
     while step < schedule.total:
         for _ in range(cfg.grad_accum):
@@ -183,9 +183,12 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
         running = loss.detach().clone() if running is None else running.lerp_(loss.detach(), 0.05)
         bar.update(1)
         elapsed = clock() - start
-        if plan.observe(step, elapsed):  # the same step on every rank; all take rank 0's total
-            if accelerator.num_processes > 1:
-                plan.fix(broadcast_object_list([schedule.total])[0])
+        changed = plan.observe(step, elapsed)
+        if plan.budget_s is not None and accelerator.num_processes > 1:  # clocks differ: all take rank 0's total
+            # A scalar all-reduce per step is cheap next to the gradient all-reduce DDP already does.
+            plan.set_total(int(accelerator.reduce(torch.tensor([schedule.total if accelerator.is_main_process else 0],
+                                                               device=accelerator.device), reduction="sum").item()))
+        if changed or bar.total != schedule.total:
             bar.total = schedule.total
         if step % cfg.log_every == 0:
             lr_now = cfg.lr * lr_schedule.get_last_lr()[0] / lr_schedule.base_lrs[0]  # the unscaled group's lr

@@ -134,5 +134,5 @@ def sample_model(model_dir: str | Path, prompts: Sequence[str], out: str | Path,
         raise FileNotFoundError(f"{model_dir} is not a generator model folder (no model_index.json); "
                                 "pass the model/ folder of a `gen train` run, e.g. runs/<name>/model")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipe = TextToImagePipeline.from_pretrained(model_dir).to(device)
+    pipe = TextToImagePipeline.from_pretrained(model_dir).for_sampling(device)
     return sample_to_folder(pipe, prompts, out, num_per_prompt, steps, guidance, seed, batch_size, overwrite)

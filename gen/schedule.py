@@ -32,40 +32,64 @@ class WarmupCosine:
 
 
 class BudgetPlan:
-    """Fixes `schedule.total` from the measured speed of steps [skip, skip + measure) under a budget.
+    """Fixes `schedule.total` from the measured pace under a time budget, and re-checks it as the run goes.
 
-    `margin` leaves room for checkpoints, evaluation and a machine that slows down later; the hard
-    stop at `minutes` still applies, so a run never overshoots its budget by more than one step.
+    The first fix uses steps [skip, skip + measure). A machine can slow down later (another job starts,
+    thermal limits), which would cut the cosine short at the hard stop, so at 25%, 50% and 75% of the
+    budget the pace since the last check re-fixes the total when it is more than 3% off. `margin`
+    leaves room for checkpoints and evaluation. Everything the plan knows is in `state`, which
+    checkpoints store, so a resumed run re-plans exactly as the uninterrupted one would.
     """
+
+    REPLAN_AT = (0.25, 0.5, 0.75)
 
     def __init__(self, schedule: WarmupCosine, max_steps: int, warmup_steps: int, minutes: float | None,
                  skip: int = 3, measure: int = 20, margin: float = 0.96) -> None:
         self.schedule, self.max_steps, self.warmup_steps = schedule, max_steps, warmup_steps
         self.budget_s = minutes * 60 if minutes is not None else None
         self.skip, self.measure, self.margin = skip, measure, margin
-        self.fixed = self.budget_s is None  # without a budget the plan is max_steps from the start
-        self.from_budget = False  # True once the budget has fixed the total (saved in checkpoints)
-        self._t0: float | None = None
+        # from_budget: the budget has fixed the total; mark: (step, seconds) the pace is measured from;
+        # checks: how many of REPLAN_AT are done; elapsed_s: training seconds so far, across resumes.
+        self.state: dict = {"from_budget": False, "mark": None, "checks": 0, "elapsed_s": 0.0}
+
+    @property
+    def from_budget(self) -> bool:
+        return self.state["from_budget"]
 
     def observe(self, step: int, elapsed_s: float) -> bool:
-        """Call after each step with seconds since training began; True when this call fixed the plan."""
-        if self.fixed:
+        """Call after each step with the run's training seconds so far; True when the total changed."""
+        state = self.state
+        state["elapsed_s"] = elapsed_s
+        if self.budget_s is None:
             return False
-        if step == self.skip:
-            self._t0 = elapsed_s
-        elif self._t0 is not None and step == self.skip + self.measure:
-            per_step = (elapsed_s - self._t0) / self.measure
-            remaining = self.budget_s * self.margin - elapsed_s
-            total = max(step + 1, min(self.max_steps, step + int(remaining / per_step)))
-            self.fix(total, per_step)
-            return True
+        if not state["from_budget"]:
+            if step == self.skip:
+                state["mark"] = (step, elapsed_s)
+            elif state["mark"] is not None and step == self.skip + self.measure:
+                self._refix(step, elapsed_s, first=True)
+                return True
+            return False
+        if state["checks"] < len(self.REPLAN_AT) and elapsed_s >= self.REPLAN_AT[state["checks"]] * self.budget_s:
+            state["checks"] += 1
+            return self._refix(step, elapsed_s, first=False)
         return False
 
-    def fix(self, total: int, per_step: float | None = None) -> None:
-        # Warm-up keeps its share of the schedule: a run half as long warms up half as many steps.
+    def _refix(self, step: int, elapsed_s: float, first: bool) -> bool:
+        mark_step, mark_s = self.state["mark"]
+        per_step = (elapsed_s - mark_s) / max(1, step - mark_step)
+        self.state["mark"] = (step, elapsed_s)
+        remaining = self.budget_s * self.margin - elapsed_s
+        total = max(step + 1, min(self.max_steps, step + int(remaining / per_step)))
+        if not first and abs(total - self.schedule.total) <= 0.03 * self.schedule.total:
+            return False
         self.schedule.total = total
-        self.schedule.warmup = min(self.warmup_steps, round(self.warmup_steps * total / self.max_steps))
-        self.fixed = self.from_budget = True
-        speed = f" at {per_step:.3f} s/step" if per_step else ""
-        log.info("time budget %.1f min%s: schedule fixed at %d steps (cap %d), warm-up %d",
-                 (self.budget_s or 0) / 60, speed, total, self.max_steps, self.schedule.warmup)
+        if first:  # warm-up keeps its share of the schedule: a run half as long warms up half as many steps
+            self.schedule.warmup = min(self.warmup_steps, round(self.warmup_steps * total / self.max_steps))
+        self.state["from_budget"] = True
+        log.info("time budget %.1f min, %.3f s/step at step %d: schedule fixed at %d steps (cap %d), warm-up %d",
+                 self.budget_s / 60, per_step, step, total, self.max_steps, self.schedule.warmup)
+        return True
+
+    def set_total(self, total: int) -> None:
+        """Take another process's total (several processes must stop at the same step)."""
+        self.schedule.total = total

@@ -47,7 +47,7 @@ def scheduler_for(name: str, base_config: dict[str, Any]) -> SchedulerMixin:
 def sweep(model_dir: str | Path, prompts: Sequence[str], out: str | Path, settings: list[tuple[str, int]],
           num_per_prompt: int = 1, guidance: float = 3.0, seed: int = 0, overwrite: bool = False) -> list[dict]:
     """One samples folder per setting under `out`, and rows of oracle accuracy and seconds per image."""
-    pipe = TextToImagePipeline.from_pretrained(model_dir)
+    pipe = TextToImagePipeline.from_pretrained(model_dir).for_sampling()
     base = dict(pipe.scheduler.config)
     rows = []
     for name, steps in settings:

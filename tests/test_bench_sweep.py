@@ -38,3 +38,13 @@ def test_sweep_samples_every_setting_with_the_same_seeds(gen_run, tmp_path):
             for s in ("dpm++-2", "ddim-2")]
     assert [r["seed"] for r in meta[0]] == [r["seed"] for r in meta[1]] == [0, 1]
     assert meta[0][0]["scheduler"] == "DPMSolverMultistepScheduler" and meta[1][0]["scheduler"] == "DDIMScheduler"
+
+
+def test_for_sampling_is_channels_last_and_draws_the_same_images(tiny_pipe):
+    prompts = ["a red circle on the left", "a blue square at the top"]
+    gens = lambda: [torch.Generator().manual_seed(i) for i in range(len(prompts))]  # noqa: E731
+    before = tiny_pipe(prompts, num_inference_steps=3, generator=gens(), output_type="pt").images
+    tiny_pipe.for_sampling("cpu")
+    assert tiny_pipe.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    after = tiny_pipe(prompts, num_inference_steps=3, generator=gens(), output_type="pt").images
+    assert torch.allclose(before, after, atol=1e-5)

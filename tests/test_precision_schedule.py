@@ -59,6 +59,25 @@ def test_warmup_cosine_is_diffusers_cosine_schedule():
     assert ours(100) == 0.0 and ours(150) == 0.0
 
 
+def test_budget_plan_refixes_the_total_when_the_machine_slows_down():
+    schedule = WarmupCosine(100, 1600)
+    plan = BudgetPlan(schedule, max_steps=1600, warmup_steps=100, minutes=10)
+    elapsed, step = 0.0, 0
+    while elapsed < 150:  # 1 s a step for the first quarter of the budget
+        step += 1
+        elapsed += 1.0
+        plan.observe(step, elapsed)
+    first = schedule.total
+    assert first == 23 + int((576 - 23) / 1.0)
+    while elapsed < 300:  # then twice as slow: the total must shrink, or the hard stop cuts the cosine short
+        step += 1
+        elapsed += 2.0
+        plan.observe(step, elapsed)
+    assert plan.state["checks"] == 2
+    assert schedule.total < first
+    assert schedule.total == pytest.approx(step + (576 - elapsed) / 2.0, abs=2)
+
+
 def test_budget_plan_fixes_the_total_from_the_measured_speed():
     schedule = WarmupCosine(100, 1600)
     plan = BudgetPlan(schedule, max_steps=1600, warmup_steps=100, minutes=10, skip=3, measure=20, margin=0.96)
@@ -111,7 +130,7 @@ def test_budgeted_run_completes_its_schedule_and_resumes_exactly(tmp_path):
     # 1 s a step (one clock reading each): 23 + int(60 * 0.96 - 23) = 57 steps, far below the cap of 500.
     assert metrics["total_steps"] == metrics["step"] == 57
     state = json.loads((a / "checkpoints" / "checkpoint-00000057" / "state.json").read_text())
-    assert state["total_steps"] == 57 and state["schedule_from_budget"] is True
+    assert state["total_steps"] == 57 and state["budget"]["from_budget"] is True
 
     with pytest.raises(KeyboardInterrupt):
         _budget_run(b, FakeClock(stop_after=45))  # dies after the checkpoint at step 40
