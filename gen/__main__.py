@@ -27,8 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--prompt", action="append", help="a prompt (repeatable)")
     src.add_argument("--prompts", help="a file with one prompt per line")
     p.add_argument("--num-per-prompt", type=int, default=1)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--guidance", type=float, default=3.0, help="guidance scale (1: off, 0: unconditional)")
+    p.add_argument("--steps", type=int, help="sampler steps (default: the model's sample.steps)")
+    p.add_argument("--guidance", type=float,
+                   help="guidance scale, 1: off, 0: unconditional (default: the model's sample.guidance)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")

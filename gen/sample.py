@@ -19,7 +19,9 @@ from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
+from . import config as config_io
 from .cli import UserError
+from .config import GenConfig, SampleConfig
 from .outputs import OutputExists, atomic_write_text, dumps, require_dir_or_missing
 from .pipeline import TextToImagePipeline
 
@@ -124,10 +126,25 @@ def sample_to_folder(pipe: TextToImagePipeline, prompts: Sequence[str], out: str
     return out
 
 
+def sampling_defaults(model_dir: str | Path) -> SampleConfig:
+    """The sampler settings a model was trained and evaluated with (its roundtrip_config.yaml), so the
+    default lives in one place: the config, chosen by `gen sweep` (docs/PERFORMANCE.md)."""
+    saved = Path(model_dir) / "roundtrip_config.yaml"
+    if not saved.is_file():
+        return SampleConfig()
+    return config_io.load(GenConfig, saved).sample
+
+
 def sample_model(model_dir: str | Path, prompts: Sequence[str], out: str | Path, num_per_prompt: int = 1,
-                 steps: int = 20, guidance: float = 3.0, seed: int = 0, batch_size: int = 32,
+                 steps: int | None = None, guidance: float | None = None, seed: int = 0, batch_size: int = 32,
                  device: str | None = None, overwrite: bool = False) -> Path:
-    """`gen sample`: every argument and the output folder are checked before the model is loaded."""
+    """`gen sample`: every argument and the output folder are checked before the model is loaded.
+
+    `steps` and `guidance` default to the model's own sample settings.
+    """
+    defaults = sampling_defaults(model_dir)
+    steps = defaults.steps if steps is None else steps
+    guidance = defaults.guidance if guidance is None else guidance
     check_arguments(prompts, num_per_prompt, steps, guidance, batch_size)
     check_output(Path(out), overwrite)
     if not (Path(model_dir) / "model_index.json").is_file():

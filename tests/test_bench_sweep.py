@@ -48,3 +48,14 @@ def test_for_sampling_is_channels_last_and_draws_the_same_images(tiny_pipe):
     assert tiny_pipe.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     after = tiny_pipe(prompts, num_inference_steps=3, generator=gens(), output_type="pt").images
     assert torch.allclose(before, after, atol=1e-5)
+
+
+def test_sampling_defaults_come_from_the_models_saved_config(gen_run, tmp_path):
+    from gen.sample import sample_model
+
+    out = sample_model(gen_run / "model", ["a red circle on the left"], tmp_path / "s")
+    row = json.loads((out / "metadata.jsonl").read_text().splitlines()[0])
+    assert (row["steps"], row["guidance"]) == (4, 3.0)  # configs/gen/tiny.yaml: sample.steps 4
+    out = sample_model(gen_run / "model", ["a red circle on the left"], tmp_path / "t", steps=2, guidance=1.5)
+    row = json.loads((out / "metadata.jsonl").read_text().splitlines()[0])
+    assert (row["steps"], row["guidance"]) == (2, 1.5)
