@@ -18,6 +18,7 @@ from gen.config import DataConfig, TrainConfig
 from gen.data import ImageCaptionDataset, Record, SkipLog, collate, read_records
 from gen.engine import fit
 from gen.outputs import atomic_dir, atomic_write_text, dumps
+from gen.processes import process_state
 from gen.rundir import confirm_resume, start_run, tokenizer_of
 from gen.shapes import ATTRIBUTES, parse_caption
 from gen.text import load_tokenizer, tokenize, train_tokenizer
@@ -140,10 +141,12 @@ def train(config_path: str | Path | None, out: str | Path | None = None, overrid
     run_dir = run_dir_for(cfg.name, out)
     with start_run(run_dir, resume, overwrite) as checkpoint:
         set_seed(cfg.train.seed)
-        task = CaptionTask(cfg, run_dir, checkpoint)
+        with process_state().main_process_first():  # shapes data and the tokenizer are written by one process
+            task = CaptionTask(cfg, run_dir, checkpoint)
         confirm_resume(run_dir, checkpoint, task.model)
         config_io.save(cfg, run_dir / "config.yaml")  # only now: a resume that cannot start leaves it as it was
         metrics = fit(task, cfg.train, run_dir, str(checkpoint) if checkpoint else None, cfg.data.num_workers)
         summary = {"metrics": metrics, "skipped": task.skips.summary(), "examples": len(task.dataset)}
-        atomic_write_text(run_dir / "summary.json", dumps(summary, indent=2))
+        if process_state().is_main_process:
+            atomic_write_text(run_dir / "summary.json", dumps(summary, indent=2))
     return run_dir / "model"
