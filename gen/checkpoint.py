@@ -154,6 +154,38 @@ def check_fits(folder: Path, model: torch.nn.Module) -> None:
                                 "resume with the config the run was started with (RUN_DIR/config.yaml)")
 
 
+def check_optimizer_fits(folder: Path, groups: list[dict[str, Any]]) -> None:
+    """CorruptCheckpoint when the checkpoint's optimizer state is over other trainable weights than `groups`.
+
+    `groups` are the parameter groups the optimizer will be built with (engine.param_groups). A config that
+    changes which weights train (text.freeze, text.lr_scale) keeps every weight's name and shape, so
+    check_fits passes, and torch would fail deep in optimizer.load_state_dict. optimizer.pt is memory-mapped:
+    only the shapes are read.
+    """
+    saved = torch.load(folder / "optimizer.pt", weights_only=True, mmap=True)["optimizer"]
+    have = [len(g["params"]) for g in saved["param_groups"]]
+    want = [len(g["params"]) for g in groups]
+    problem = None
+    if have != want:
+        problem = f"its optimizer state covers {_tensors(have)}; this config trains {_tensors(want)}"
+    else:
+        ids = [i for g in saved["param_groups"] for i in g["params"]]
+        for i, p in zip(ids, (p for g in groups for p in g["params"])):
+            shapes = {tuple(v.shape) for v in saved["state"].get(i, {}).values() if torch.is_tensor(v) and v.dim()}
+            if shapes and shapes != {tuple(p.shape)}:
+                problem = f"its optimizer state for a {tuple(p.shape)} weight is {shapes.pop()}"
+                break
+    if problem:
+        raise CorruptCheckpoint(f"checkpoint {folder} was trained with other weights frozen or grouped ({problem}); "
+                                "a changed text.freeze or text.lr_scale does this: resume with the config the run "
+                                "was started with (RUN_DIR/config.yaml), or start over with --overwrite")
+
+
+def _tensors(sizes: list[int]) -> str:
+    groups = " + ".join(map(str, sizes)) or "0"
+    return f"{groups} weight tensors in {len(sizes)} learning-rate group{'s' if len(sizes) != 1 else ''}"
+
+
 def rng_state(device: torch.device | None = None) -> dict[str, torch.Tensor]:
     """This process's random state: torch's CPU generator and, on a GPU, the generator of its own device."""
     state = {"torch": torch.get_rng_state()}

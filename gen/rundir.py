@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import torch
 from accelerate.utils import broadcast_object_list
 
-from .checkpoint import Checkpoints, check_checkpoint, check_fits
+from .checkpoint import Checkpoints, check_checkpoint, check_fits, check_optimizer_fits
 from .cli import UserError
 from .outputs import require_dir_or_missing
 from .processes import process_state
@@ -179,14 +179,18 @@ def start_run(run_dir: Path, resume: str | None = None, overwrite: bool = False)
             lock.release()
 
 
-def confirm_resume(run_dir: Path, checkpoint: Path | None, model: torch.nn.Module) -> None:
-    """Once the model is built: the checkpoint must fit it; then checkpoints newer than it are moved aside.
+def confirm_resume(run_dir: Path, checkpoint: Path | None, model: torch.nn.Module,
+                   groups: list[dict[str, Any]] | None = None) -> None:
+    """Once the model is built: the checkpoint must fit it, and its optimizer state the parameter `groups` the
+    optimizer will get (engine.param_groups); then checkpoints newer than it are moved aside.
 
     Until this passes, a resume has changed nothing in RUN_DIR.
     """
     if checkpoint is None:
         return
     check_fits(checkpoint, model)
+    if groups is not None:
+        check_optimizer_fits(checkpoint, groups)
     if process_state().is_main_process:  # what came after the resume point is another history
         Checkpoints(run_dir).abandon_after(check_checkpoint(checkpoint))
 
