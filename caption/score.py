@@ -18,7 +18,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gen.cli import UserError
-from gen.data import UNREADABLE, SkipLog, read_folder
+from gen.data import UNREADABLE, SkipLog, read_folder, read_rgb, skip_reason
 from gen.outputs import atomic_write_text, dumps, refuse_existing, require_dir_or_missing
 from gen.shapes import ATTRIBUTES, check, parse_caption
 
@@ -34,13 +34,13 @@ OUTPUTS = ("scores.jsonl", "summary.json", "report.html")
 def _load_items(samples_dir: Path, judge: Judge, skips: SkipLog) -> list[dict[str, Any]]:
     items = []
     for rec in read_folder(samples_dir, split=None, skips=skips):
-        try:
-            with Image.open(rec.path) as im:
-                image = im.convert("RGB")
-            items.append({"file_name": rec.path.name, "prompt": rec.texts[0], "image": image,
-                          "pixels": judge.pil_to_pixels(image)})
+        try:  # read_rgb refuses FIFOs and decompression bombs, applies EXIF and scales 16-bit images
+            image = read_rgb(rec.path, skips)
         except UNREADABLE as err:
-            skips.skip(rec.path.name, f"not a readable image ({type(err).__name__})")
+            skips.skip(rec.path.name, skip_reason(err), rec.row)
+            continue
+        items.append({"file_name": rec.path.name, "prompt": rec.texts[0], "image": image,
+                      "pixels": judge.pil_to_pixels(image)})
     return items
 
 
@@ -82,7 +82,8 @@ def summarise(rows: list[dict[str, Any]], skips: SkipLog, alpha: float) -> dict[
              "bleu4": means["bleu4"]["mean"], "cider_d": means["cider_d"]["mean"],
              **{f"oracle_{k}": v for k, v in oracle.items()}, "auroc_judge_vs_oracle": vs_oracle["margin"]}
     return {"alpha": alpha, "means": means, "oracle": oracle, "oracle_judged": len(judged),
-            "auroc_vs_oracle": vs_oracle, "table": table, "skipped_counts": skips.summary(), "skipped": skips.items}
+            "auroc_vs_oracle": vs_oracle, "table": table, "skipped_counts": skips.summary(), "skipped": skips.items,
+            "notes": dict(skips.notes)}
 
 
 def _kept_sections(summary_path: Path, written: dict[str, Any]) -> dict[str, Any]:

@@ -59,11 +59,13 @@ def search(model_dir: str | Path, images_dir: str | Path, query: str, top: int =
             refuse_existing([Path(html)], "caption search --html")
     judge = Judge(model_dir, alpha)
     root = Path(images_dir)
-    found = read_folder_images(root, SkipLog())
+    skips = SkipLog()
+    found = read_folder_images(root, skips)
     names, images = [n for n, _ in found], [im for _, im in found]
     pixels = [judge.pil_to_pixels(image) for image in images]
     if not pixels:
-        raise ValueError(f"{images_dir}: no readable images")
+        why = f"skipped: {skips.summary()}" if skips.counts else f"no {', '.join(sorted(IMAGE_SUFFIXES))} files"
+        raise UserError(f"{images_dir}: no readable images ({why})")
     tokens = judge.encode(torch.stack(pixels))
     scores = judge.debiased(tokens, [query] * len(names)).tolist()
     order = sorted(range(len(names)), key=lambda i: -scores[i])[:top]

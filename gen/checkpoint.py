@@ -65,9 +65,12 @@ class Checkpoints:
                                     "pass --resume latest or a checkpoints/checkpoint-NNNNNNNN folder")
         return path
 
+    def folder(self, step: int) -> Path:
+        return self.dir / f"checkpoint-{step:08d}"
+
     def save(self, step: int, write: Callable[[Path], None]) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
-        final = self.dir / f"checkpoint-{step:08d}"
+        final = self.folder(step)
         for stale in self.dir.glob(".tmp-checkpoint-*"):  # left by a run killed mid-write
             shutil.rmtree(stale, ignore_errors=True)
         with atomic_dir(final) as tmp:
@@ -116,7 +119,10 @@ def check_checkpoint(folder: Path) -> int:
         raise corrupt(f"state.json: {err}") from err
     if not isinstance(step, int) or step < 0:
         raise corrupt(f"state.json: step {step!r}")
-    names = ["model.safetensors", "rng.safetensors"] + (["ema.safetensors"] if "ema" in info else [])
+    rngs = sorted(p.name for p in folder.glob("rng*.safetensors"))
+    if not rngs:
+        raise corrupt("no rng-rank0.safetensors")
+    names = ["model.safetensors", *rngs] + (["ema.safetensors"] if "ema" in info else [])
     for name in names:
         try:
             with safe_open(str(folder / name), "pt"):
@@ -148,28 +154,76 @@ def check_fits(folder: Path, model: torch.nn.Module) -> None:
                                 "resume with the config the run was started with (RUN_DIR/config.yaml)")
 
 
-def rng_state() -> dict[str, torch.Tensor]:
+def check_optimizer_fits(folder: Path, groups: list[dict[str, Any]]) -> None:
+    """CorruptCheckpoint when the checkpoint's optimizer state is over other trainable weights than `groups`.
+
+    `groups` are the parameter groups the optimizer will be built with (engine.param_groups). A config that
+    changes which weights train (text.freeze, text.lr_scale) keeps every weight's name and shape, so
+    check_fits passes, and torch would fail deep in optimizer.load_state_dict. optimizer.pt is memory-mapped:
+    only the shapes are read.
+    """
+    saved = torch.load(folder / "optimizer.pt", weights_only=True, mmap=True)["optimizer"]
+    have = [len(g["params"]) for g in saved["param_groups"]]
+    want = [len(g["params"]) for g in groups]
+    problem = None
+    if have != want:
+        problem = f"its optimizer state covers {_tensors(have)}; this config trains {_tensors(want)}"
+    else:
+        ids = [i for g in saved["param_groups"] for i in g["params"]]
+        for i, p in zip(ids, (p for g in groups for p in g["params"])):
+            shapes = {tuple(v.shape) for v in saved["state"].get(i, {}).values() if torch.is_tensor(v) and v.dim()}
+            if shapes and shapes != {tuple(p.shape)}:
+                problem = f"its optimizer state for a {tuple(p.shape)} weight is {shapes.pop()}"
+                break
+    if problem:
+        raise CorruptCheckpoint(f"checkpoint {folder} was trained with other weights frozen or grouped ({problem}); "
+                                "a changed text.freeze or text.lr_scale does this: resume with the config the run "
+                                "was started with (RUN_DIR/config.yaml), or start over with --overwrite")
+
+
+def _tensors(sizes: list[int]) -> str:
+    groups = " + ".join(map(str, sizes)) or "0"
+    return f"{groups} weight tensors in {len(sizes)} learning-rate group{'s' if len(sizes) != 1 else ''}"
+
+
+def rng_state(device: torch.device | None = None) -> dict[str, torch.Tensor]:
+    """This process's random state: torch's CPU generator and, on a GPU, the generator of its own device."""
     state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            state[f"cuda{i}"] = s
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict[str, torch.Tensor]) -> None:
+def set_rng_state(state: dict[str, torch.Tensor], device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
-    cuda = [state[k] for k in sorted(state) if k.startswith("cuda")]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+    if device is None or device.type != "cuda" or not torch.cuda.is_available():
+        return
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+        return
+    cuda = [state[k] for k in sorted(state) if k.startswith("cuda")]  # before per-rank files: every device's
+    if cuda and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
 
 
+def rng_file(rank: int) -> str:
+    return f"rng-rank{rank}.safetensors"
+
+
 def write_training_state(folder: Path, model: torch.nn.Module, optimizer_state: dict, ema: Any | None,
-                         step: int, extra: dict | None = None) -> None:
-    """Weights as safetensors; optimizer/LR state as a tensor-only torch file (loaded weights_only)."""
+                         step: int, extra: dict | None = None,
+                         rng_states: list[dict[str, torch.Tensor]] | None = None) -> None:
+    """Weights as safetensors; optimizer/LR state as a tensor-only torch file (loaded weights_only).
+
+    `rng_states` holds every process's random state, by rank (default: this process's only); each goes to
+    its own rng-rank<N>.safetensors, so every rank of a resumed run draws what it would have drawn.
+    """
     save_model(model, str(folder / "model.safetensors"))  # save_model handles tied weights
     torch.save(optimizer_state, folder / "optimizer.pt")
-    save_file(rng_state(), str(folder / "rng.safetensors"))
-    info: dict[str, Any] = {"step": step, **(extra or {})}
+    rng_states = rng_states or [rng_state()]
+    for rank, state in enumerate(rng_states):
+        save_file(state, str(folder / rng_file(rank)))
+    info: dict[str, Any] = {"step": step, "processes": len(rng_states), **(extra or {})}
     if ema is not None:
         ema_state = ema.state_dict()
         shadow = ema_state.pop("shadow_params")
@@ -178,12 +232,25 @@ def write_training_state(folder: Path, model: torch.nn.Module, optimizer_state: 
     (folder / "state.json").write_text(json.dumps(info, indent=2))
 
 
-def read_training_state(folder: Path, model: torch.nn.Module, ema: Any | None) -> tuple[dict, dict]:
-    """Load weights, EMA and RNG in place; return (optimizer/scheduler state, state.json)."""
+def read_training_state(folder: Path, model: torch.nn.Module, ema: Any | None, rank: int = 0,
+                        processes: int = 1, device: torch.device | None = None) -> tuple[dict, dict]:
+    """Load weights, EMA and this rank's RNG in place; return (optimizer/scheduler state, state.json).
+
+    Checkpoints written before per-rank RNG files hold one rng.safetensors, the main process's.
+    """
     info = json.loads((folder / "state.json").read_text())
     load_model(model, str(folder / "model.safetensors"))
     if ema is not None and "ema" in info:
         shadow = load_file(str(folder / "ema.safetensors"))
         ema.load_state_dict({**info["ema"], "shadow_params": [shadow[k] for k in sorted(shadow)]})
-    set_rng_state(load_file(str(folder / "rng.safetensors")))
+    saved_by = info.get("processes", 1)
+    path = folder / rng_file(rank)
+    if not path.is_file() and rank == 0:
+        path = folder / "rng.safetensors"
+    if path.is_file():
+        set_rng_state(load_file(str(path)), device)
+    if saved_by != processes and rank == 0:
+        log.warning("%s was saved by %d process(es) and is resumed with %d: each process's share of the data and "
+                    "its random draws differ from an uninterrupted run, so this resume is not exact",
+                    folder, saved_by, processes)
     return torch.load(folder / "optimizer.pt", weights_only=True), info

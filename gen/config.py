@@ -74,6 +74,7 @@ class TrainConfig:
     log_every: int = 10
     eval_every: int = 0  # 0: only at the end
     threads: int | None = None  # torch CPU threads; default torch's own choice
+    max_bad_steps: int = 20  # steps in a row with a non-finite loss or gradient before training stops (numerics.py)
 
 
     def __post_init__(self) -> None:
@@ -190,6 +191,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.ema_decay": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "train.weight_decay": (lambda v: math.isfinite(v) and v >= 0, "a finite number ≥ 0"),
     "train.threads": (lambda v: v is None or v >= 1, "null or ≥ 1"),
+    "train.max_bad_steps": (lambda v: v >= 1, "≥ 1"),
     "data.resolution": (lambda v: v >= 8, "≥ 8"),
     "diffusion.cond_drop": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "text.max_length": (lambda v: v >= 2, "≥ 2"),

@@ -5,15 +5,17 @@ loop, so `gen` and `caption` train, resume and log the same way.
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
+import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
-from accelerate import Accelerator, PartialState
-from accelerate.utils import broadcast_object_list, set_seed
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from diffusers.training_utils import EMAModel
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader
@@ -21,9 +23,11 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from . import precision as precision_io
-from .checkpoint import Checkpoints, read_training_state, write_training_state
+from .checkpoint import Checkpoints, read_training_state, rng_state, write_training_state
 from .config import TrainConfig
 from .data import EpochBatchSampler, ImageCaptionDataset, collate
+from .numerics import BadSteps, all_finite
+from .processes import process_state
 from .schedule import BudgetPlan, WarmupCosine
 
 log = logging.getLogger(__name__)
@@ -84,11 +88,19 @@ def choose_precision(task: Task, cfg: TrainConfig, device: torch.device) -> tupl
         model.zero_grad(set_to_none=True)
         return seconds
 
-    state = PartialState()
+    state = process_state()
     answer = [precision_io.resolve(cfg.mixed_precision, device, measure) if state.is_main_process else None]
     if state.num_processes > 1:
         broadcast_object_list(answer)
     return answer[0]
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 of every weight's bytes: the same on every rank while DDP keeps the replicas in step."""
+    digest = hashlib.sha256()
+    for value in model.state_dict().values():
+        digest.update(value.detach().reshape(-1).contiguous().view(torch.uint8).cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig, lr_scale: dict[str, float]) -> torch.optim.Optimizer:
@@ -108,18 +120,77 @@ def _ema(params: list[torch.nn.Parameter], cfg: TrainConfig) -> EMAModel:
     return EMAModel(params, **kwargs)
 
 
+def _train_step(task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                params: list[torch.nn.Parameter], batches: Iterator[dict[str, Any]], cfg: TrainConfig,
+                accelerator: Accelerator) -> tuple[torch.Tensor, bool]:
+    """cfg.grad_accum batches, then the optimizer step unless a loss or a gradient is not finite.
+
+    Returns the last batch's loss and whether the step was taken (the same answer on every process).
+    """
+    finite, ok = torch.ones((), dtype=torch.bool, device=accelerator.device), False
+    for _ in range(cfg.grad_accum):
+        batch = next(batches)
+        with accelerator.accumulate(model):
+            loss = task.loss(model, batch)
+            accelerator.backward(loss)
+            finite &= torch.isfinite(loss.detach()).all()
+            if accelerator.sync_gradients:
+                # max_norm=inf measures without clipping (a multiply by exactly 1). With fp16 an inf gradient is
+                # the GradScaler's to skip (it lowers its scale and goes on): only the loss is ours to check then.
+                norm = accelerator.clip_grad_norm_(params, cfg.grad_clip or math.inf)
+                if accelerator.scaler is None and norm is not None:
+                    finite &= torch.isfinite(norm)
+                ok = all_finite(finite, accelerator)
+                if ok:
+                    optimizer.step()
+                elif accelerator.scaler is not None:
+                    accelerator.scaler.update()  # closes the scaler step that clip_grad_norm_ opened by unscaling
+            optimizer.zero_grad(set_to_none=True)
+    return loss, ok
+
+
+def _save_checkpoint(ckpts: Checkpoints, step: int, accelerator: Accelerator, model: torch.nn.Module,
+                     optimizer: torch.optim.Optimizer, lr_schedule: LambdaLR, ema: EMAModel,
+                     extra: dict[str, Any]) -> Path:
+    """checkpoint-<step>, written by the main process; every process must call this (it gathers from all).
+
+    Each rank sends its RNG state, saved as its own file, and with several ranks a digest of its weights:
+    DDP keeps the replicas equal, and state.json shows that it did.
+    """
+    mine: dict[str, Any] = {"rng": rng_state(accelerator.device)}
+    if accelerator.num_processes > 1:
+        mine["weights"] = weights_digest(accelerator.unwrap_model(model))
+    ranks = gather_object([mine])
+    if accelerator.is_main_process:
+        state = {"optimizer": optimizer.state_dict(), "lr_scheduler": lr_schedule.state_dict()}
+        if len(ranks) > 1:
+            extra = {**extra, "weights_sha256": [r["weights"] for r in ranks]}
+            if len(set(extra["weights_sha256"])) > 1:
+                log.warning("step %d: the processes' weights differ (sha256 %s); the checkpoint holds the main "
+                            "process's", step, ", ".join(d[:12] for d in extra["weights_sha256"]))
+        ckpts.save(step, lambda d: write_training_state(d, accelerator.unwrap_model(model), state, ema, step, extra,
+                                                        [r["rng"] for r in ranks]))
+    accelerator.wait_for_everyone()
+    return ckpts.folder(step)
+
+
 def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, num_workers: int = 0,
         clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     """Train `task.model` to cfg.max_steps (or cfg.max_minutes), then export EMA weights to RUN_DIR/model.
 
-    `clock` is the wall clock the time budget reads; tests pass a deterministic one.
+    `clock` is the wall clock the time budget reads; tests pass a deterministic one. A step whose loss or
+    gradient is not finite is skipped (numerics.py); cfg.max_bad_steps of them in a row save the last good
+    state and raise numerics.TrainingDiverged.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    precision, why = choose_precision(task, cfg, PartialState().device)
+    precision, why = choose_precision(task, cfg, process_state().device)
     log.info("mixed precision: %s (%s)", precision, why)
     accelerator = Accelerator(mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum)
-    set_seed(cfg.seed)
+    # Seed + rank: with one seed every process would draw the same noise, timesteps and condition dropout.
+    # The model was initialised before, with the plain seed, so it starts the same everywhere (and DDP
+    # broadcasts rank 0's weights anyway).
+    set_seed(cfg.seed, device_specific=True)
     model = task.model.to(accelerator.device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _optimizer(model, cfg, task.lr_scale)
@@ -128,14 +199,17 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
     plan = BudgetPlan(schedule, cfg.max_steps, cfg.warmup_steps, cfg.max_minutes)
     ema = _ema(params, cfg)
     ckpts = Checkpoints(run_dir, cfg.keep_last)
+    bad = BadSteps(cfg.max_bad_steps, warn=accelerator.is_main_process)
 
-    step = 0
+    step = used = 0  # optimizer steps taken; batches used, skipped steps' included
     if resume:
         folder = ckpts.resolve(resume)
-        opt_state, info = read_training_state(folder, model, ema)
+        opt_state, info = read_training_state(folder, model, ema, accelerator.process_index,
+                                              accelerator.num_processes, accelerator.device)
         optimizer.load_state_dict(opt_state["optimizer"])
         lr_schedule.load_state_dict(opt_state["lr_scheduler"])  # restores schedule.total and .warmup
         step = info["step"]
+        used, bad.total = info.get("batches", step * cfg.grad_accum), info.get("bad_steps", 0)
         if info.get("budget", {}).get("from_budget"):
             plan.state.update(info["budget"])  # the budget spans resumes; the plan goes on as it was
         else:  # a step-based run follows the config, so a resume may extend max_steps
@@ -145,12 +219,9 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
     prepared, optimizer = accelerator.prepare(model, optimizer)
     writer = SummaryWriter(str(run_dir / "logs"), purge_step=step or None) if accelerator.is_main_process else None
 
-    def save_checkpoint() -> None:
-        if accelerator.is_main_process:
-            state = {"optimizer": optimizer.state_dict(), "lr_scheduler": lr_schedule.state_dict()}
-            extra = {"total_steps": schedule.total, "budget": plan.state}
-            ckpts.save(step, lambda d: write_training_state(d, accelerator.unwrap_model(prepared), state, ema, step, extra))
-        accelerator.wait_for_everyone()
+    def save_checkpoint() -> Path:
+        extra = {"total_steps": schedule.total, "budget": plan.state, "batches": used, "bad_steps": bad.total}
+        return _save_checkpoint(ckpts, step, accelerator, prepared, optimizer, lr_schedule, ema, extra)
 
     def evaluate() -> dict[str, float]:
         ema.store(params)
@@ -162,45 +233,52 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
         ema.restore(params)
         return metrics
 
-    batches = iter(_loader(task.dataset, cfg, step * cfg.grad_accum, accelerator, num_workers))
+    batches = iter(_loader(task.dataset, cfg, used, accelerator, num_workers))
+
     bar = tqdm(total=schedule.total, initial=step, desc="train", disable=not accelerator.is_main_process, dynamic_ncols=True)
     start, running = clock() - plan.state["elapsed_s"], None  # a resumed run goes on spending the same budget
     prepared.train()
     while step < schedule.total:
-        for _ in range(cfg.grad_accum):
-            batch = next(batches)
-            with accelerator.accumulate(prepared):
-                loss = task.loss(prepared, batch)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.grad_clip:
-                    accelerator.clip_grad_norm_(params, cfg.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-        lr_schedule.step()
-        ema.step(params)
-        step += 1
-        # The loss stays on the device between log points: no host sync on the steps in between.
-        running = loss.detach().clone() if running is None else running.lerp_(loss.detach(), 0.05)
-        bar.update(1)
+        loss, ok = _train_step(task, prepared, optimizer, params, batches, cfg, accelerator)
+        used += cfg.grad_accum
         elapsed = clock() - start
-        changed = plan.observe(step, elapsed)
-        if plan.budget_s is not None and accelerator.num_processes > 1:  # clocks differ: all take rank 0's total
-            # A scalar all-reduce per step is cheap next to the gradient all-reduce DDP already does.
-            plan.set_total(int(accelerator.reduce(torch.tensor([schedule.total if accelerator.is_main_process else 0],
-                                                               device=accelerator.device), reduction="sum").item()))
-        if changed or bar.total != schedule.total:
-            bar.total = schedule.total
-        if step % cfg.log_every == 0:
-            lr_now = cfg.lr * lr_schedule.get_last_lr()[0] / lr_schedule.base_lrs[0]  # the unscaled group's lr
-            value = running.item()
-            bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr_now:.2e}")
+        if ok:
+            bad.good()
+            lr_schedule.step()
+            ema.step(params)
+            step += 1
+            # The loss stays on the device between log points: no host sync for it on the steps in between.
+            running = loss.detach().clone() if running is None else running.lerp_(loss.detach(), 0.05)
+            bar.update(1)
+            changed = plan.observe(step, elapsed)
+            if plan.budget_s is not None and accelerator.num_processes > 1:  # clocks differ: all take rank 0's total
+                # A scalar all-reduce per step is cheap next to the gradient all-reduce DDP already does.
+                total = torch.tensor([schedule.total if accelerator.is_main_process else 0], device=accelerator.device)
+                plan.set_total(int(accelerator.reduce(total, reduction="sum").item()))
+            if changed or bar.total != schedule.total:
+                bar.total = schedule.total
+            if step % cfg.log_every == 0:
+                lr_now = cfg.lr * lr_schedule.get_last_lr()[0] / lr_schedule.base_lrs[0]  # the unscaled group's lr
+                value = running.item()
+                bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr_now:.2e}")
+                if writer is not None:
+                    writer.add_scalar("train/loss", value, step)
+                    writer.add_scalar("train/lr", lr_now, step)
+                    writer.add_scalar("train/bad_steps", bad.total, step)
+            if cfg.eval_every and step % cfg.eval_every == 0 and step < schedule.total:
+                evaluate()
+        else:
+            stop = bad.bad(step + 1)
             if writer is not None:
-                writer.add_scalar("train/loss", value, step)
-                writer.add_scalar("train/lr", lr_now, step)
-        if cfg.eval_every and step % cfg.eval_every == 0 and step < schedule.total:
-            evaluate()
+                writer.add_scalar("train/bad_steps", bad.total, step + 1)
+            if stop:  # nothing since `step` was applied: what is saved now is the last good state
+                folder = save_checkpoint()
+                bar.close()  # so the error starts on a line of its own
+                if writer is not None:
+                    writer.close()
+                raise bad.diverged(step, folder)
         out_of_time = _any_process(cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60, accelerator)
-        if step % cfg.ckpt_every == 0 or step == schedule.total or out_of_time:
+        if (ok and (step % cfg.ckpt_every == 0 or step == schedule.total)) or out_of_time:
             save_checkpoint()
         if out_of_time:
             log.warning("time budget of %.1f min reached at step %d of %d; stopping", cfg.max_minutes, step,
@@ -208,7 +286,7 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
             break
     bar.close()
     metrics: dict[str, Any] = evaluate()
-    metrics.update(step=step, total_steps=schedule.total, minutes=(clock() - start) / 60,
+    metrics.update(step=step, total_steps=schedule.total, minutes=(clock() - start) / 60, bad_steps=bad.total,
                    mixed_precision=precision, mixed_precision_reason=why)
     if accelerator.is_main_process:
         ema.copy_to(params)

@@ -18,13 +18,15 @@ import socket
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
+from accelerate.utils import broadcast_object_list
 
-from .checkpoint import Checkpoints, check_checkpoint, check_fits
+from .checkpoint import Checkpoints, check_checkpoint, check_fits, check_optimizer_fits
 from .cli import UserError
 from .outputs import require_dir_or_missing
+from .processes import process_state
 
 log = logging.getLogger(__name__)
 LOCK_NAME = ".lock"
@@ -144,42 +146,52 @@ def _settle(run_dir: Path, resume: str | None, overwrite: bool) -> Path | None:
 def start_run(run_dir: Path, resume: str | None = None, overwrite: bool = False) -> Iterator[Path | None]:
     """Lock RUN_DIR and settle its state; yields the checkpoint to resume from (None for a fresh run).
 
-    With several processes (accelerate launch) only the main one locks and changes the folder; the others
-    wait for it, then look up the same checkpoint.
+    With several processes (torchrun, accelerate launch) only the main one locks and changes the folder. The
+    others receive its outcome, the checkpoint or the error, so every process stops with the same one-line
+    error instead of waiting for ever on a main process that has stopped.
     """
-    from accelerate import PartialState
-
     if resume and overwrite:
         raise UserError("--resume and --overwrite exclude each other: --resume continues the run in the folder, "
                         "--overwrite deletes it")
     require_dir_or_missing(run_dir)
-    state = PartialState()
+    state = process_state()
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = RunDirLock(run_dir) if state.is_main_process else None
+    outcome: list[Any] = [None, None]  # the checkpoint to resume from, the error
     if lock is not None:
-        lock.acquire()
+        try:
+            lock.acquire()
+            outcome[0] = _settle(run_dir, resume, overwrite)
+        except Exception as err:
+            lock.release()  # only if it is ours
+            if state.num_processes == 1:
+                raise
+            outcome[1] = err
+    if state.num_processes > 1:
+        broadcast_object_list(outcome)
+    folder, error = outcome
+    if error is not None:
+        raise error
     try:
-        folder = _settle(run_dir, resume, overwrite) if state.is_main_process else None
-        state.wait_for_everyone()
-        if not state.is_main_process and resume:
-            folder = Checkpoints(run_dir).resolve(resume)
         yield folder
     finally:
         if lock is not None:
             lock.release()
 
 
-def confirm_resume(run_dir: Path, checkpoint: Path | None, model: torch.nn.Module) -> None:
-    """Once the model is built: the checkpoint must fit it; then checkpoints newer than it are moved aside.
+def confirm_resume(run_dir: Path, checkpoint: Path | None, model: torch.nn.Module,
+                   groups: list[dict[str, Any]] | None = None) -> None:
+    """Once the model is built: the checkpoint must fit it, and its optimizer state the parameter `groups` the
+    optimizer will get (engine.param_groups); then checkpoints newer than it are moved aside.
 
     Until this passes, a resume has changed nothing in RUN_DIR.
     """
-    from accelerate import PartialState
-
     if checkpoint is None:
         return
     check_fits(checkpoint, model)
-    if PartialState().is_main_process:  # what came after the resume point is another history
+    if groups is not None:
+        check_optimizer_fits(checkpoint, groups)
+    if process_state().is_main_process:  # what came after the resume point is another history
         Checkpoints(run_dir).abandon_after(check_checkpoint(checkpoint))
 
 

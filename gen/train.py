@@ -17,9 +17,10 @@ from .checkpoint import run_dir_for
 from .config import GenConfig
 from .data import ImageCaptionDataset, SkipLog, read_records
 from .diffusion import noise_scheduler, sampling_scheduler, training_losses
-from .engine import fit
+from .engine import fit, param_groups
 from .outputs import atomic_dir, atomic_write_text, dumps
 from .pipeline import TextToImagePipeline, unet_conditioning
+from .processes import process_state
 from .rundir import confirm_resume, start_run, tokenizer_of
 from .text import StateCache, build_text_model, encode, is_frozen, load_tokenizer, tokenize
 
@@ -136,12 +137,15 @@ def train(config_path: str | Path | None, out: str | Path | None = None, overrid
     run_dir = run_dir_for(cfg.name, out)
     with start_run(run_dir, resume, overwrite) as checkpoint:
         set_seed(cfg.train.seed)  # model initialisation is part of what a seed reproduces
-        task = GenTask(cfg, run_dir, checkpoint)
-        confirm_resume(run_dir, checkpoint, task.model)
+        with process_state().main_process_first():  # shapes data and the tokenizer are written by one process
+            task = GenTask(cfg, run_dir, checkpoint)
+        confirm_resume(run_dir, checkpoint, task.model, param_groups(task.model, cfg.train.lr, task.lr_scale))
         config_io.save(cfg, run_dir / "config.yaml")  # only now: a resume that cannot start leaves it as it was
         metrics = fit(task, cfg.train, run_dir, str(checkpoint) if checkpoint else None, cfg.data.num_workers)
-        summary = {"metrics": metrics, "skipped": task.skips.summary(), "examples": len(task.dataset)}
-        atomic_write_text(run_dir / "summary.json", dumps(summary, indent=2))
+        summary = {"metrics": metrics, "skipped": task.skips.summary(), "notes": dict(task.skips.notes),
+                   "examples": len(task.dataset)}
+        if process_state().is_main_process:
+            atomic_write_text(run_dir / "summary.json", dumps(summary, indent=2))
     if task.skips.counts:
         log.warning("skipped %d data items: %s", sum(task.skips.counts.values()), task.skips.summary())
     return run_dir / "model"

@@ -355,6 +355,7 @@ def test_item16_search_refuses_symlinks_out_of_the_folder(tmp_path):
     ("train.weight_decay=nan", "train.weight_decay", "finite"),
     ("train.weight_decay=-0.1", "train.weight_decay", "≥ 0"),
     ("train.threads=0", "train.threads", "null or ≥ 1"),
+    ("train.max_bad_steps=0", "train.max_bad_steps", "≥ 1"),
     ("data.resolution=4", "data.resolution", "≥ 8"),
     ("diffusion.cond_drop=1.5", "diffusion.cond_drop", "in [0, 1]"),
     ("text.max_length=1", "text.max_length", "≥ 2"),

@@ -79,8 +79,8 @@ def test_score_folder(captioner_dir, samples, tmp_path):
     stored = json.loads((out / "summary.json").read_text())
     assert stored["table"]["images"] == len(SPECS) and stored["table"]["skipped"] == 4
     reasons = {s["file_name"]: s["reason"] for s in stored["skipped"]}
-    assert reasons["notes.txt"].startswith("not a readable image")
-    assert reasons["corrupt.png"].startswith("not a readable image")
+    assert reasons["notes.txt"].startswith("unreadable image")  # the reasons training counts by (skip_reason)
+    assert reasons["corrupt.png"].startswith("unreadable image")
     assert reasons["None"] == "row has no file_name"
     assert reasons["blank.png"] == "empty caption"
     assert len(stored["skipped"]) == 4
