@@ -1,4 +1,4 @@
-"""python -m gen {train, sample, make-shapes, oracle, check-data, sweep, bench}: parse arguments, call one function."""
+"""python -m gen {train, sample, make-shapes, oracle, oracle-renders, check-data, sweep, bench}: parse arguments, call one function."""
 from __future__ import annotations
 
 import argparse
@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="pixel-oracle accuracy of a folder of shapes images (e.g. `gen sample` output)")
     p.add_argument("folder")
 
+    p = sub.add_parser("oracle-renders", parents=common,
+                       help="how often the strict oracle calls fresh clean renders right, wrong or unsure")
+    p.add_argument("--count", type=int, default=2000)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=1, help="renders of seed 0 are the demo's training set")
+
     p = sub.add_parser("check-data", parents=common, help="list every problem of a metadata.jsonl data set, with its row")
     p.add_argument("folder")
 
@@ -89,6 +95,11 @@ def _run(args: argparse.Namespace) -> int:
         from .outputs import dumps
 
         print(dumps(oracle_accuracy(args.folder), indent=2))
+    elif args.command == "oracle-renders":
+        from .oracle_renders import renders_verdicts
+        from .outputs import dumps
+
+        print(dumps(renders_verdicts(args.count, args.size, args.seed), indent=2))
     elif args.command == "check-data":
         from .check_data import run
 
