@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .cli import add_debug_flag, debug_parent, run_cli
 
@@ -32,6 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--rerank", metavar="CAPTIONER|random",
+                   help="best-of-N: keep the best of --candidates images per requested one, by this captioner's "
+                        "judgement of its prompt (a `caption train` model folder), or at random (the baseline)")
+    p.add_argument("--candidates", type=int, default=1, help="N for --rerank; candidate k of image i has seed "
+                                                             "SEED + i*N + k")
+    p.add_argument("--judge-score", choices=("prob", "debiased"), default="prob",
+                   help="--rerank score: the judge's probability that every attribute is right, or its debiased "
+                        "log-likelihood (docs/judge.md)")
     p.add_argument("--out", default="samples/out")
     p.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty --out, replacing the outputs of an earlier `gen sample` there")
@@ -84,8 +93,9 @@ def _run(args: argparse.Namespace) -> int:
         from .sample import read_prompts, sample_model
 
         prompts = args.prompt or read_prompts(args.prompts)
+        make_scorer = _scorer_factory(args.rerank, args.judge_score, args.seed, args.device) if args.rerank else None
         print(sample_model(args.model_dir, prompts, args.out, args.num_per_prompt, args.steps, args.guidance,
-                           args.seed, args.batch_size, args.device, args.overwrite))
+                           args.seed, args.batch_size, args.device, args.overwrite, args.candidates, make_scorer))
     elif args.command == "make-shapes":
         from .shapes import make_dataset
 
@@ -117,6 +127,25 @@ def _run(args: argparse.Namespace) -> int:
 
         bench(args.config, args.overrides, args.precisions.split(","), args.out)
     return 0
+
+
+def _scorer_factory(rerank: str, kind: str, seed: int, device: str | None):
+    """What builds the --rerank scorer: the random baseline, or a captioner's judge."""
+    from .rerank import RandomScorer
+
+    if rerank == "random":
+        return lambda: RandomScorer(seed)
+    if not (Path(rerank) / "config.json").is_file() or (Path(rerank) / "model_index.json").exists():
+        raise FileNotFoundError(f"--rerank {rerank} is neither 'random' nor a captioner model folder; pass the "
+                                "model/ folder of a `caption train` run")
+
+    def load():
+        # The one place gen imports caption, and only lazily, when a user asks for a captioner's judgement:
+        # gen's modules never depend on caption (STYLE.md), gen/rerank.py's Scorer protocol is all they see.
+        from caption.scorer import JudgeScorer
+
+        return JudgeScorer(rerank, kind, device=device)
+    return load
 
 
 def main(argv: list[str] | None = None) -> int:
