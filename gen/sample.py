@@ -121,7 +121,7 @@ def sample_to_folder(pipe: TextToImagePipeline, prompts: Sequence[str], out: str
     for start in tqdm(range(0, len(requested), group), desc="sampling", unit="batch"):
         indices = range(start, min(start + group, len(requested)))
         jobs = [(requested[i], candidate_seed(seed, i, candidates, k)) for i in indices for k in range(candidates)]
-        batch = _generate(pipe, jobs, steps, guidance, batch_size)
+        batch = generate_images(pipe, jobs, steps, guidance, batch_size)
         scores = scorer(batch, [p for p, _ in jobs]) if scorer is not None else [float("nan")] * len(jobs)
         for n, i in enumerate(indices):
             own = slice(n * candidates, (n + 1) * candidates)
@@ -141,7 +141,7 @@ def sample_to_folder(pipe: TextToImagePipeline, prompts: Sequence[str], out: str
     return out
 
 
-def _generate(pipe: TextToImagePipeline, jobs: Sequence[tuple[str, int]], steps: int, guidance: float,
+def generate_images(pipe: TextToImagePipeline, jobs: Sequence[tuple[str, int]], steps: int, guidance: float,
               batch_size: int) -> list[Image.Image]:
     """One image per (prompt, seed), in order, `batch_size` at a time."""
     device = pipe._execution_device
