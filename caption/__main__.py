@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--out", help="write the report JSON here")
     p.add_argument("--generated", metavar="GEN_MODEL", help="a `gen train` model folder: judge its images instead")
+    p.add_argument("--samples", nargs="+", default=[], metavar="DIR",
+                   help="folders of generated images (`gen sample` output) to judge as further quality levels")
     p.add_argument("--checkpoints", nargs="+", default=[], metavar="CKPT",
                    help="with --generated: checkpoint folders of its run, sampled before the final model")
     p.add_argument("--steps", default="1,2,3,5,20", help="with --generated: DPM++ step counts, comma-separated")
@@ -100,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
         from .demo import run
 
         run(args.out, args.runs, args.data)
-    elif args.command == "meta-eval" and args.generated:
+    elif args.command == "meta-eval" and (args.generated or args.samples):
         _meta_eval_generated(args)
     elif args.command == "meta-eval":
         from .meta_eval import meta_eval
@@ -122,9 +124,11 @@ def _meta_eval_generated(args: argparse.Namespace) -> None:
         raise UserError(f"--steps must be comma-separated whole numbers, not {args.steps!r}") from None
     if min(steps) < 1 or args.per_prompt < 1:
         raise UserError("--steps and --per-prompt must be at least 1")
+    if args.checkpoints and not args.generated:
+        raise UserError("--checkpoints needs --generated GEN_MODEL, the model folder of their run")
     prompts = read_prompts(args.prompts) if args.prompts else demo_prompts()
     report = meta_eval_generated(args.model_dir, args.generated, prompts, args.checkpoints, steps, args.per_prompt,
-                                 args.guidance, args.seed, out=args.out)
+                                 args.guidance, args.seed, out=args.out, sample_dirs=args.samples)
     print(markdown(report))
 
 

@@ -5,7 +5,8 @@ ones on clean renders. The judge is used on generated images, imperfect ones abo
 samples the same prompts (the demo's, by default) from generators of several qualities (a run's
 checkpoints from early to late, and each at several DPM++ step counts, 1 step being barely an image),
 labels every image per attribute with the strict oracle (gen.shapes.check_strict) and measures the
-judge against it (caption/oracle_agreement.py). With several images per prompt it also reports
+judge against it (caption/oracle_agreement.py). Folders of images already generated (`gen sample`
+output) can stand in for, or join, the sampled levels. With several images per prompt it also reports
 best-of-N: the oracle accuracy of the image the judge picks among N, against a random pick.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gen.checkpoint_pipeline import load_generator
+from gen.data import UNREADABLE, SkipLog, read_folder, read_rgb, skip_reason
 from gen.outputs import atomic_write_text, dumps
 from gen.sample import generate_images
 from gen.shapes import ATTRIBUTES, RIGHT, check_strict, parse_caption
@@ -35,14 +37,41 @@ BEST_OF = (1, 2, 4, 8)
 
 @dataclass(frozen=True)
 class Level:
-    """One generator quality: a checkpoint (None: the exported model) sampled with `steps` DPM++ steps."""
+    """One generator quality: a checkpoint (None: the exported model) sampled with `steps` DPM++ steps, or a
+    folder of images some generator already made (`gen sample` output)."""
 
-    checkpoint: Path | None
-    steps: int
+    checkpoint: Path | None = None
+    steps: int | None = None
+    folder: Path | None = None
 
     @property
     def label(self) -> str:
+        if self.folder is not None:
+            return self.folder.name
         return f"{self.checkpoint.name if self.checkpoint else 'model'}@{self.steps}"
+
+
+def read_samples(folder: Path) -> tuple[list[Image.Image], list[str], list[int | None]]:
+    """Images, prompts and seeds of a samples folder; unreadable images are skipped with a warning."""
+    images, prompts, seeds = [], [], []
+    skips = SkipLog()
+    for rec in read_folder(folder, split=None, skips=skips):
+        try:
+            images.append(read_rgb(rec.path, skips))
+        except UNREADABLE as err:
+            skips.skip(rec.path.name, skip_reason(err), rec.row)
+            continue
+        prompts.append(rec.texts[0])
+        seeds.append(rec.meta.get("seed"))
+    return images, prompts, seeds
+
+
+def run_length(prompts: Sequence[str]) -> int:
+    """How many images each prompt has in a row (gen sample writes a prompt's images together)."""
+    n = 1
+    while n < len(prompts) and prompts[n] == prompts[0]:
+        n += 1
+    return n
 
 
 def judged_rows(judge: Judge, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[dict[str, Any]]:
@@ -84,34 +113,44 @@ def best_of_n(rows: Sequence[dict[str, Any]], per_prompt: int, seed: int = 0) ->
 def _level_summary(level: Level, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     verdicts = {a: [r["verdict"][a] for r in rows] for a in ATTRIBUTES} | {ALL: [r["overall"] for r in rows]}
     return {"label": level.label, "checkpoint": str(level.checkpoint) if level.checkpoint else None,
-            "steps": level.steps, "images": len(rows),
+            "steps": level.steps, "folder": str(level.folder) if level.folder else None, "images": len(rows),
             "oracle_right": {a: float(np.mean([v == RIGHT for v in vs])) for a, vs in verdicts.items()},
             "unsure": {a: float(np.mean([v == "unsure" for v in vs])) for a, vs in verdicts.items()},
             "judge_prob_all": float(np.nanmean([r["prob_all"] for r in rows]))}
 
 
-def meta_eval_generated(captioner_dir: str | Path, gen_model: str | Path, prompts: Sequence[str],
+def meta_eval_generated(captioner_dir: str | Path, gen_model: str | Path | None, prompts: Sequence[str] = (),
                         checkpoints: Sequence[str | Path] = (), steps: Sequence[int] = DEFAULT_STEPS,
                         per_prompt: int = 2, guidance: float = 3.0, seed: int = 0, batch_size: int = 32,
-                        out: str | Path | None = None, device: str | None = None) -> dict[str, Any]:
+                        out: str | Path | None = None, device: str | None = None,
+                        sample_dirs: Sequence[str | Path] = ()) -> dict[str, Any]:
     """Sample every prompt `per_prompt` times (seeds seed + j, the same at every level) from each checkpoint and
-    the final model at each step count; label with the oracle, score with the judge, and report."""
+    the final model at each step count, and take the images of each samples folder as they are; label every
+    image with the oracle, score it with the judge, and report."""
     judge = Judge(captioner_dir, device=device)
-    jobs = [(p, seed + j) for j, p in enumerate(p for p in prompts for _ in range(per_prompt))]
+    levels: list[tuple[Level, list[dict[str, Any]], list[int | None], int]] = []
+    for folder in map(Path, sample_dirs):
+        images, texts, seeds = read_samples(folder)
+        levels.append((Level(folder=folder), judged_rows(judge, images, texts), seeds, run_length(texts)))
+    if gen_model is not None:
+        jobs = [(p, seed + j) for j, p in enumerate(p for p in prompts for _ in range(per_prompt))]
+        for checkpoint in tqdm([*map(Path, checkpoints), None], desc="generators"):
+            pipe = load_generator(gen_model, checkpoint, device=device)
+            for s in steps:
+                images = generate_images(pipe, jobs, s, guidance, batch_size)
+                levels.append((Level(checkpoint, s), judged_rows(judge, images, [p for p, _ in jobs]),
+                               [j for _, j in jobs], per_prompt))
     rows, summaries, best = [], [], {}
-    for checkpoint in tqdm([*map(Path, checkpoints), None], desc="generators"):
-        pipe = load_generator(gen_model, checkpoint, device=device)
-        for level in (Level(checkpoint, s) for s in steps):
-            images = generate_images(pipe, jobs, level.steps, guidance, batch_size)
-            level_rows = judged_rows(judge, images, [p for p, _ in jobs])
-            for row, (_, s) in zip(level_rows, jobs):
-                row |= {"level": level.label, "seed": s}
-            rows += level_rows
-            summaries.append(_level_summary(level, level_rows))
-            best[level.label] = best_of_n(level_rows, per_prompt, seed)
-    report = {"captioner": str(captioner_dir), "generator": str(gen_model), "prompts": len(prompts),
-              "per_prompt": per_prompt, "guidance": guidance, "seed": seed, "alpha": judge.alpha,
-              "levels": summaries, "judge_vs_oracle": agreement_report(rows), "best_of_n": best, "images": rows}
+    for level, level_rows, seeds, group in levels:
+        for row, s in zip(level_rows, seeds):
+            row |= {"level": level.label, "seed": s}
+        rows += level_rows
+        summaries.append(_level_summary(level, level_rows))
+        best[level.label] = best_of_n(level_rows, group, seed)
+    report = {"captioner": str(captioner_dir), "generator": str(gen_model) if gen_model else None,
+              "sample_dirs": [str(d) for d in sample_dirs], "prompts": len(prompts), "per_prompt": per_prompt,
+              "guidance": guidance, "seed": seed, "alpha": judge.alpha, "levels": summaries,
+              "judge_vs_oracle": agreement_report(rows), "best_of_n": best, "images": rows}
     if out:
         atomic_write_text(Path(out), dumps(report, indent=2))
     return report

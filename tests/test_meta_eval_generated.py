@@ -152,3 +152,23 @@ def test_verdicts_in_the_report_are_the_oracles(gen_run, captioner_dir):
     for image, r in zip(images, rows):
         verdict = check_strict(image, "a red circle on the left")
         assert r["verdict"] == verdict.attributes and r["shape_margin"] == verdict.shape_margin
+
+
+def test_sample_folders_are_levels_of_their_own(captioner_dir, tmp_path):
+    from gen.shapes import ShapeSpec, render
+
+    folder = tmp_path / "made-earlier"
+    folder.mkdir()
+    specs = [ShapeSpec("red", "circle", "left")] * 2 + [ShapeSpec("blue", "square", "top")] * 2
+    rows = []
+    for i, spec in enumerate(specs):
+        render([spec], 32, np.random.default_rng(i)).save(folder / f"{i}.png")
+        rows.append({"file_name": f"{i}.png", "text": f"a {spec.color} {spec.shape} on the left", "seed": 10 + i})
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = meta_eval_generated(captioner_dir, None, sample_dirs=[folder], device="cpu")
+    (level,) = report["levels"]
+    assert level["label"] == "made-earlier" and level["folder"] == str(folder) and level["images"] == 4
+    assert level["oracle_right"]["position"] == 0.5 and level["oracle_right"]["all"] == 0.5
+    assert [r["seed"] for r in report["images"]] == [10, 11, 12, 13]
+    assert set(report["best_of_n"]["made-earlier"]) == {"1", "2"}  # two images per prompt in a row
+    assert caption_main(["meta-eval", str(captioner_dir), "--samples", str(folder), "--checkpoints", "x"]) == 2
