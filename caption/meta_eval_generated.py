@@ -105,9 +105,14 @@ def best_of_n(rows: Sequence[dict[str, Any]], per_prompt: int, seed: int = 0) ->
                 picks["judge_prob"].append(right[int(np.argmax([r["prob_all"] for r in group]))])
                 picks["judge_debiased"].append(right[int(np.argmax([r["debiased"] for r in group]))])
                 picks["random"].append(right[int(rng.integers(n))])
-        table[str(n)] = {k: bootstrap_stat(lambda i, v=np.asarray(v): float(v[i].mean()), len(v))
-                         for k, v in picks.items()}
+        table[str(n)] = {k: _share(v) for k, v in picks.items()}
     return table
+
+
+def _share(flags: Sequence[bool]) -> dict[str, Any]:
+    """The share of True, with its bootstrap interval."""
+    values = np.asarray(flags, dtype=float)
+    return bootstrap_stat(lambda i: float(values[i].mean()), len(values))
 
 
 def _level_summary(level: Level, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:

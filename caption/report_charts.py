@@ -62,7 +62,8 @@ def score_histogram(groups: Mapping[str, Sequence[float]], title: str, x_label: 
             points += [(x(edges[i]), y(n)), (x(edges[i + 1]), y(n))]
         points.append((x(edges[-1]), y(0)))
         path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
-        body.append(f'<polyline points="{path}" fill="{color}" fill-opacity="0.25" stroke="{color}" stroke-width="1.5"/>')
+        body.append(f'<polyline points="{path}" fill="{color}" fill-opacity="0.25" stroke="{color}" '
+                    'stroke-width="1.5"/>')
         lx = PAD_LEFT + 100 * k
         body.append(f'<rect x="{lx}" y="{LEGEND_Y - 9}" width="10" height="10" fill="{color}"/>'
                     f'<text x="{lx + 14}" y="{LEGEND_Y}">{_esc(name)} ({len(groups[name])})</text>')

@@ -76,7 +76,8 @@ def _oracle_summary(judged: list[dict[str, Any]]) -> dict[str, Any]:
     if not judged:
         return {"oracle": {}, "oracle_unsure": {}, "auroc_vs_oracle": dict.fromkeys(
             ("margin", "debiased", "logp_mean", "p_right")), "calibration": None}
-    verdicts = {a: [r["oracle"][a] for r in judged] for a in ATTRIBUTES} | {"all": [r["oracle_overall"] for r in judged]}
+    verdicts = {a: [r["oracle"][a] for r in judged] for a in ATTRIBUTES}
+    verdicts["all"] = [r["oracle_overall"] for r in judged]
     sure = [r for r in judged if r["oracle_pass"] is not None]
     labels = [bool(r["oracle_pass"]) for r in sure]
     with_prob = [(r["p_right"], r["oracle_pass"]) for r in sure if r["p_right"] is not None]
@@ -104,7 +105,8 @@ def _headline(rows: list[dict[str, Any]], skipped: int) -> list[dict[str, Any]]:
          "(one-word hard negatives, then other prompts)",
          **bootstrap_stat(lambda i: float(ranked[i].mean()), len(rows))},
         {"key": "oracle_all", "label": "oracle: all right", "note": "colour, shape and position all right by the "
-         "strict pixel oracle (unsure counts as not right)", **bootstrap_stat(lambda i: float(right[i].mean()), len(judged))},
+         "strict pixel oracle (unsure counts as not right)",
+         **bootstrap_stat(lambda i: float(right[i].mean()), len(judged))},
         {"key": "auroc_judge_vs_oracle", "label": "judge vs oracle AUROC", "note": "the judge's margin separates "
          "oracle-right from oracle-wrong images (oracle-unsure ones left out)",
          **bootstrap_stat(lambda i: auroc(margin[i], label[i]), len(sure))},
@@ -113,10 +115,11 @@ def _headline(rows: list[dict[str, Any]], skipped: int) -> list[dict[str, Any]]:
                                                        len(calibrated))},
         {"key": "skipped", "label": "skipped", "note": "rows not scored (see the list below)", "value": skipped},
     ]
-    if judged:
-        items.insert(2, {"key": "oracle_unsure", "label": "oracle unsure", "note": "images the oracle cannot call "
-                         "(ambiguous shape, colour or place; no object or several)",
-                         "value": float(np.mean([r["oracle_overall"] == UNSURE for r in judged])), "n": len(judged)})
+    if not judged:  # no prompt the oracle can check (not shapes data): only what the judge alone says
+        return [item for item in items if item["key"] in ("r_precision@1", "skipped")]
+    items.insert(2, {"key": "oracle_unsure", "label": "oracle unsure", "note": "images the oracle cannot call "
+                     "(ambiguous shape, colour or place; no object or several)",
+                     "value": float(np.mean([r["oracle_overall"] == UNSURE for r in judged])), "n": len(judged)})
     return items
 
 
@@ -187,13 +190,13 @@ def score_folder(model_dir: str | Path, samples_dir: str | Path, out: str | Path
         verdict = _oracle(it["image"], it["prompt"])
         overall = None if verdict is None else verdict.overall
         p_right = float(probs.all[i])
+        p_attributes = {a: float(p[i]) for a, p in probs.probs.items() if not math.isnan(p[i])}
         rows.append({"file_name": it["file_name"], "prompt": it["prompt"], "logp_sum": total,
                      "logp_mean": total / max(1, len(lps)), "token_logprobs": lps, "log_prior": pr,
                      "debiased": total - judge.alpha * pr, **rk,
                      "p_right": None if math.isnan(p_right) else p_right,
-                     "p_attributes": {a: float(probs.probs[a][i]) for a in ATTRIBUTES if not math.isnan(probs.probs[a][i])},
-                     "caption": cap, "exact_match": same_caption(cap, it["prompt"]), "bleu4": bleu4(cap, [it["prompt"]]),
-                     "cider_d": cider.score(cap, [it["prompt"]]),
+                     "p_attributes": p_attributes, "caption": cap, "exact_match": same_caption(cap, it["prompt"]),
+                     "bleu4": bleu4(cap, [it["prompt"]]), "cider_d": cider.score(cap, [it["prompt"]]),
                      "oracle": None if verdict is None else verdict.attributes, "oracle_overall": overall,
                      "oracle_pass": {RIGHT: True, WRONG: False}.get(overall),  # None: unsure, or no oracle
                      "shape_margin": None if verdict is None else verdict.shape_margin})

@@ -1,4 +1,6 @@
-"""python -m gen {train, sample, make-shapes, oracle, oracle-renders, check-data, sweep, bench}: parse arguments, call one function."""
+"""python -m gen {train, sample, make-shapes, oracle, oracle-renders, check-data, sweep, bench}.
+
+Parse arguments, call one function."""
 from __future__ import annotations
 
 import argparse

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from gen.shapes_oracle import read_object, read_scene
-from gen.shapes_verdict import RIGHT, UNSURE, VERDICTS, WRONG, Verdict, judge
+from gen.shapes_verdict import RIGHT, UNSURE, VERDICTS, WRONG, Verdict, verdict_for
 
 __all__ = [
     "ATTRIBUTES",
@@ -237,7 +237,7 @@ def check(image, text: str) -> dict[str, bool]:
 def check_strict(image, text: str) -> Verdict:
     """For each attribute `text` states: right, wrong or unsure (gen/shapes_verdict.py), and the shape fit margin."""
     vocabulary = {"color": tuple(COLORS), "shape": SHAPES, "position": POSITIONS}
-    return judge(read_object(image, COLORS, BACKGROUND), parse_caption(text) or {}, vocabulary)
+    return verdict_for(read_object(image, COLORS, BACKGROUND), parse_caption(text) or {}, vocabulary)
 
 
 def make_dataset(

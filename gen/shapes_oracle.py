@@ -29,7 +29,7 @@ ROBUST_EXTENT = 8.0
 # the largest one's; smaller ones are the stray pixels of sampling noise.
 MIN_BLOB_PIXELS = 3
 BLOB_SHARE = 0.2
-# How much darker or brighter than its palette entry an object may be (see nearest_color).
+# How much darker or brighter than its palette entry an object may be (see color_distances).
 COLOR_GAIN = (0.6, 1.25)
 # Offsets from the image centre (fractions of the side) below this count as "center"; the
 # renders sit at 0 or 0.25 (+- jitter), so 0.125 splits the difference.
@@ -98,12 +98,6 @@ def blobs(mask: np.ndarray) -> list[np.ndarray]:
         labels = grown
     ids, counts = np.unique(labels[mask], return_counts=True)
     return [labels == ids[i] for i in np.argsort(-counts, kind="stable")]
-
-
-def largest_blob(mask: np.ndarray) -> np.ndarray:
-    """Largest 8-connected component of a boolean mask (empty mask -> empty mask)."""
-    found = blobs(mask)
-    return found[0] if found else mask
 
 
 def count_objects(components: list[np.ndarray]) -> int:
@@ -177,16 +171,6 @@ def color_distances(
     return dict(zip(names, residual.tolist()))
 
 
-def nearest_color(
-    rgb: tuple[int, int, int],
-    palette: Mapping[str, tuple[int, int, int]],
-    background: tuple[int, int, int],
-) -> str:
-    """Palette name closest to `rgb` once each colour may be dimmed or brightened a little."""
-    distances = color_distances(rgb, palette, background)
-    return min(distances, key=distances.get)
-
-
 def offset_of(geo: Geometry, height: int, width: int) -> tuple[float, float]:
     """(dx, dy) of the box middle from the image centre, as fractions of the side (y down)."""
     return geo.box_x / width - 0.5, geo.box_y / height - 0.5
@@ -199,10 +183,6 @@ def position_at(dx: float, dy: float) -> str:
     if abs(dx) >= abs(dy):
         return "left" if dx < 0 else "right"
     return "top" if dy < 0 else "bottom"
-
-
-def classify_position(geo: Geometry, height: int, width: int) -> str:
-    return position_at(*offset_of(geo, height, width))
 
 
 def read_object(

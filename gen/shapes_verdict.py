@@ -81,7 +81,8 @@ def _plausible_positions(dx: float, dy: float, directions: int = 16) -> list[str
     return sorted(seen)
 
 
-def judge(reading: Reading | None, stated: Mapping[str, str], vocabulary: Mapping[str, Sequence[str]]) -> Verdict:
+def verdict_for(reading: Reading | None, stated: Mapping[str, str],
+                vocabulary: Mapping[str, Sequence[str]]) -> Verdict:
     """Right / wrong / unsure for each stated attribute, and the shape fit margin."""
     plausible = plausible_values(reading, vocabulary)
     attributes = {}

@@ -29,7 +29,7 @@ HEADLINE = [
 
 def rows() -> list[dict]:
     out = []
-    for i, (verdict, score) in enumerate([("right", 2.0), ("right", 1.5), ("wrong", -1.0), ("unsure", 0.1)]):
+    for verdict, score in [("right", 2.0), ("right", 1.5), ("wrong", -1.0), ("unsure", 0.1)]:
         out.append({"image": Image.new("RGB", (8, 8), (200, 30, 30)), "prompt": "a red circle on the left",
                     "token_logprobs": [["a", -0.1], [" red", -2.0]], "caption": "a red circle", "score": score,
                     "rank": 0, "passed": score > 0, "oracle_overall": verdict,
@@ -100,3 +100,18 @@ def test_score_folder_headline_on_right_wrong_and_unsure_images(captioner_dir, t
     page = (folder / "report.html").read_text(encoding="utf-8")
     assert page.index("oracle: all right") < page.index('<div class="card ')
     assert "right (1)" in page and "wrong (1)" in page and "unsure (1)" in page
+
+
+def test_score_folder_headline_without_an_oracle(captioner_dir, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    texts = ["a photo of a field", "a dog on a beach"]
+    for i, text in enumerate(texts):
+        Image.new("RGB", (16, 16), (90, 120 + 50 * i, 60)).save(folder / f"{i}.png")
+    (folder / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f"{i}.png", "text": t}) + "\n"
+                                                   for i, t in enumerate(texts)))
+    summary = score_folder(captioner_dir, folder, k=1)
+    assert [item["key"] for item in summary["headline"]] == ["r_precision@1", "skipped"]
+    assert summary["oracle"] == {} and summary["calibration"] is None
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert "judge R@1" in page and "oracle: all right" not in page and "all images (2)" in page
