@@ -55,12 +55,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="data/shapes32")
 
     p = sub.add_parser("meta-eval", parents=common,
-                       help="how far to trust the judge: error ladders on held-out shapes renders")
+                       help="how far to trust the judge: error ladders on held-out shapes renders, or (--generated) "
+                            "the strict oracle on images from generators of several qualities")
     p.add_argument("model_dir")
-    p.add_argument("--count", type=int, default=300)
-    p.add_argument("--size", type=int)
+    p.add_argument("--count", type=int, default=300, help="renders (without --generated)")
+    p.add_argument("--size", type=int, help="render size (without --generated; default: the captioner's)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--out", help="write the report JSON here")
+    p.add_argument("--generated", metavar="GEN_MODEL", help="a `gen train` model folder: judge its images instead")
+    p.add_argument("--samples", nargs="+", default=[], metavar="DIR",
+                   help="folders of generated images (`gen sample` output) to judge as further quality levels")
+    p.add_argument("--checkpoints", nargs="+", default=[], metavar="CKPT",
+                   help="with --generated: checkpoint folders of its run, sampled before the final model")
+    p.add_argument("--steps", default="1,2,3,5,20", help="with --generated: DPM++ step counts, comma-separated")
+    p.add_argument("--per-prompt", type=int, default=2, help="with --generated: images per prompt and level "
+                                                             "(8 also gives best-of-8)")
+    p.add_argument("--prompts", help="with --generated: a prompts file (default: the demo's 40 prompts)")
+    p.add_argument("--guidance", type=float, default=3.0)
     return parser
 
 
@@ -91,11 +102,34 @@ def _run(args: argparse.Namespace) -> int:
         from .demo import run
 
         run(args.out, args.runs, args.data)
+    elif args.command == "meta-eval" and (args.generated or args.samples):
+        _meta_eval_generated(args)
     elif args.command == "meta-eval":
         from .meta_eval import meta_eval
 
         print(json.dumps(meta_eval(args.model_dir, args.count, args.size, args.seed, args.out), indent=2))
     return 0
+
+
+def _meta_eval_generated(args: argparse.Namespace) -> None:
+    from gen.cli import UserError
+    from gen.sample import read_prompts
+
+    from .demo import demo_prompts
+    from .meta_eval_generated import markdown, meta_eval_generated
+
+    try:
+        steps = [int(s) for s in args.steps.split(",")]
+    except ValueError:
+        raise UserError(f"--steps must be comma-separated whole numbers, not {args.steps!r}") from None
+    if min(steps) < 1 or args.per_prompt < 1:
+        raise UserError("--steps and --per-prompt must be at least 1")
+    if args.checkpoints and not args.generated:
+        raise UserError("--checkpoints needs --generated GEN_MODEL, the model folder of their run")
+    prompts = read_prompts(args.prompts) if args.prompts else demo_prompts()
+    report = meta_eval_generated(args.model_dir, args.generated, prompts, args.checkpoints, steps, args.per_prompt,
+                                 args.guidance, args.seed, out=args.out, sample_dirs=args.samples)
+    print(markdown(report))
 
 
 def main(argv: list[str] | None = None) -> int:

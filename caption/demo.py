@@ -15,7 +15,7 @@ from gen.evaluate import oracle_accuracy
 from gen.outputs import atomic_write_text, dumps
 from gen.pipeline import TextToImagePipeline
 from gen.sample import sample_to_folder
-from gen.shapes import PLACE_PHRASES, ShapeSpec, all_combinations, make_dataset
+from gen.shapes import PLACE_PHRASES, ShapeSpec, all_combinations, heldout_combinations, make_dataset
 
 from .meta_eval import meta_eval
 from .score import score_folder
@@ -24,9 +24,15 @@ from .train import train as train_captioner
 SEED = 0
 
 
-def demo_prompts(data_dir: Path, seen: int = 28) -> list[str]:
-    """Every held-out (never trained on) combination plus a fixed draw of seen ones, canonical phrasing."""
-    unseen = [ShapeSpec(**c) for c in json.loads((data_dir / "heldout.json").read_text())]
+def demo_prompts(data_dir: Path | None = None, seen: int = 28) -> list[str]:
+    """Every held-out (never trained on) combination plus a fixed draw of seen ones, canonical phrasing.
+
+    The held-out set is the data folder's heldout.json, or without one the demo data's (seed 0).
+    """
+    if data_dir is None:
+        unseen = heldout_combinations(SEED)
+    else:
+        unseen = [ShapeSpec(**c) for c in json.loads((data_dir / "heldout.json").read_text())]
     rest = [c for c in all_combinations() if c not in unseen]
     rng = np.random.default_rng(SEED)
     picked = [rest[i] for i in sorted(rng.choice(len(rest), seen, replace=False))]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -193,3 +193,23 @@ def rank_of_true(scores: Sequence[float], true_index: int = 0) -> int:
     """0-based rank of the true item; ties rank it below its rivals, so constant scores never win."""
     true_score = scores[true_index]
     return sum(1 for j, s in enumerate(scores) if j != true_index and s >= true_score)
+
+
+def bootstrap_stat(
+    statistic: Callable[[np.ndarray], float | None], n: int, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+) -> dict[str, float | int | None]:
+    """{value, low, high, n}: a statistic of n items (given their indices) with a percentile bootstrap interval.
+
+    Resamples whose statistic is undefined (None, e.g. an AUROC drawn with one class only) are left out;
+    with none left the interval is None.
+    """
+    if n == 0:
+        return {"value": None, "low": None, "high": None, "n": 0}
+    value = statistic(np.arange(n))
+    rng = np.random.default_rng(seed)
+    draws = [statistic(rng.integers(0, n, size=n)) for _ in range(n_boot)]
+    draws = [d for d in draws if d is not None and not math.isnan(d)]
+    if value is None or not draws:
+        return {"value": value, "low": None, "high": None, "n": n}
+    low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    return {"value": float(value), "low": float(low), "high": float(high), "n": n}

@@ -14,6 +14,8 @@ from PIL import Image
 
 from gen.outputs import atomic_write_text
 
+from .report_charts import reliability_diagram, score_histogram
+
 # Log-probs at or above GOOD are shaded fully green, at or below BAD fully red.
 GOOD_LOGPROB = -0.1
 BAD_LOGPROB = -5.0
@@ -35,6 +37,17 @@ table.summary td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .meta { color: #555; }
 .ok { color: #2a9d3a; } .bad { color: #d33; }
 .strip { display: flex; flex-wrap: wrap; gap: 12px; }
+.headline { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; margin-bottom: 1em; }
+.numbers { display: grid; grid-template-columns: repeat(2, minmax(190px, 1fr)); gap: 10px; max-width: 440px; }
+.stat { border: 1px solid #ddd; border-radius: 6px; padding: 8px 10px; }
+.stat .value { font-size: 26px; font-variant-numeric: tabular-nums; }
+.stat .ci { color: #555; font-size: 12px; font-variant-numeric: tabular-nums; }
+.stat .label { font-weight: 600; margin-top: 2px; }
+.stat .note { color: #666; font-size: 11px; }
+.headline figure { margin: 0; border: 1px solid #ddd; border-radius: 6px; padding: 4px; }
+.headline figcaption { font-size: 11px; color: #666; max-width: 360px; padding: 0 4px 4px; }
+details.all { margin-bottom: 1em; }
+.unsure { color: #888; }
 .strip figure { margin: 0; font-size: 12px; }
 """
 
@@ -93,13 +106,16 @@ def _prompt_html(prompt: str, token_logprobs: Sequence[Sequence] | None) -> str:
     return f'<div class="prompt">{"".join(parts)}</div>'
 
 
-def _oracle_html(oracle: Mapping[str, bool] | None) -> str:
+# Oracle verdicts: True / False from the lenient oracle, "right" / "wrong" / "unsure" from the strict one.
+_VERDICT_MARKS = {True: ("ok", "✓"), "right": ("ok", "✓"), False: ("bad", "✗"), "wrong": ("bad", "✗"),
+                  "unsure": ("unsure", "?")}
+
+
+def _oracle_html(oracle: Mapping[str, bool | str] | None) -> str:
     if not oracle:
         return '<div class="meta">oracle: n/a</div>'
-    items = (
-        f'<span class="{"ok" if ok else "bad"}">{_esc(attr)} {"✓" if ok else "✗"}</span>'
-        for attr, ok in oracle.items()
-    )
+    marks = {attr: _VERDICT_MARKS.get(verdict, ("unsure", "?")) for attr, verdict in oracle.items()}
+    items = (f'<span class="{css}">{_esc(attr)} {mark}</span>' for attr, (css, mark) in marks.items())
     return f'<div class="meta">oracle: {" · ".join(items)}</div>'
 
 
@@ -140,11 +156,48 @@ def flatten(summary: Mapping, prefix: str = "") -> dict[str, object]:
 
 
 def _summary_html(summary: Mapping) -> str:
-    rows = "\n".join(
-        f'<tr><th>{_esc(k)}</th><td class="num">{_esc(_fmt(v))}</td></tr>'
-        for k, v in flatten(summary).items()
-    )
-    return f'<table class="summary">\n{rows}\n</table>' if rows else ""
+    """Every number of the summary, flattened, in a collapsed section below the headline."""
+    flat = flatten({k: v for k, v in summary.items() if k != "headline"})
+    rows = "\n".join(f'<tr><th>{_esc(k)}</th><td class="num">{_esc(_fmt(v))}</td></tr>' for k, v in flat.items())
+    if not rows:
+        return ""
+    return (f'<details class="all"><summary>all numbers ({len(flat)})</summary>\n'
+            f'<table class="summary">\n{rows}\n</table>\n</details>')
+
+
+def _stat_html(item: Mapping) -> str:
+    """One headline number: value, 95% interval when there is one, label and a one-line note."""
+    value, low, high = item.get("value"), item.get("low"), item.get("high")
+    detail = [f"95% CI [{_fmt(low)}, {_fmt(high)}]"] if low is not None and high is not None else []
+    detail += [f"n = {item['n']}"] if item.get("n") is not None else []
+    return (f'<div class="stat"><div class="value">{_esc(_fmt(value))}</div>'
+            f'<div class="ci">{_esc(" · ".join(detail))}</div><div class="label">{_esc(item.get("label", ""))}</div>'
+            f'<div class="note">{_esc(item.get("note", ""))}</div></div>')
+
+
+def _headline_html(summary: Mapping, rows: Sequence[Mapping]) -> str:
+    """The few numbers a person reads first, beside the judge's scores by oracle verdict and its calibration."""
+    items = summary.get("headline")
+    if not isinstance(items, list) or not items:
+        return ""
+    by_verdict: dict[str, list[float]] = {}
+    for row in rows:
+        if isinstance(row.get("score"), numbers.Real):
+            by_verdict.setdefault(row.get("oracle_overall") or "all images", []).append(float(row["score"]))
+    order = [v for v in ("right", "wrong", "unsure", "all images") if v in by_verdict]
+    figures = [
+        (score_histogram({v: by_verdict[v] for v in order}, "the judge's margin, by the oracle's verdict",
+                         "margin: debiased score of the prompt − best distractor's"),
+         "Green: images the oracle calls right; red: wrong; grey: unsure. A judge worth trusting keeps green "
+         "right of 0 and red left of it."),
+        (reliability_diagram((summary.get("calibration") or {}).get("reliability") or [],
+                             "reliability: the judge's probability vs the oracle"),
+         "Bars: share of oracle-right images per probability bin (number of images on top; the dot marks the bin's "
+         "mean probability). On the dashed diagonal the judge's probability means what it says."),
+    ]
+    pictures = "".join(f"<figure>{svg}<figcaption>{_esc(text)}</figcaption></figure>" for svg, text in figures if svg)
+    stats = "".join(_stat_html(item) for item in items if isinstance(item, Mapping))
+    return f'<section class="headline"><div class="numbers">{stats}</div>{pictures}</section>'
 
 
 def _skipped_html(summary: Mapping) -> str:
@@ -174,9 +227,11 @@ def _write_page(path: str | Path, title: str, body: str) -> Path:
 def write_report(
     path: str | Path, rows: Sequence[dict], summary: dict, title: str = "roundtrip report"
 ) -> Path:
-    """Write a single-file HTML report: summary table, skipped items, then a grid of cards."""
+    """Write a single-file HTML report: headline numbers and charts, the full table collapsed, skipped items,
+    then a grid of cards."""
     cards = "\n".join(_card(row) for row in rows)
-    body = f'{_summary_html(summary)}\n{_skipped_html(summary)}\n<div class="grid">\n{cards}\n</div>'
+    body = (f'{_headline_html(summary, rows)}\n{_summary_html(summary)}\n{_skipped_html(summary)}\n'
+            f'<div class="grid">\n{cards}\n</div>')
     return _write_page(path, title, body)
 
 

@@ -1,8 +1,9 @@
 """`caption score`: judge a folder of generated images against their prompts.
 
 Per image: log p(prompt|image) with per-token log-probs, the debiased score, the rank of the prompt
-among distractors (R-precision), a round-trip caption with exact match / BLEU-4 / CIDEr-D, and the
-pixel oracle for shapes prompts. Aggregates carry bootstrap 95% intervals.
+among distractors (R-precision), the judge's probability that each attribute is right, a round-trip
+caption with exact match / BLEU-4 / CIDEr-D, and the strict pixel oracle for shapes prompts. Aggregates
+carry bootstrap 95% intervals; `headline` holds the few a person reads first (report.html's top).
 """
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from tqdm.auto import tqdm
 from gen.cli import UserError
 from gen.data import UNREADABLE, SkipLog, read_folder, read_rgb, skip_reason
 from gen.outputs import atomic_write_text, dumps, refuse_existing, require_dir_or_missing
-from gen.shapes import ATTRIBUTES, check, parse_caption
+from gen.shapes import ATTRIBUTES, RIGHT, UNSURE, WRONG, Verdict, check_strict, parse_caption
 
+from .attribute_probs import attribute_probs
+from .calibration import expected_calibration_error, reliability
 from .judge import Judge
-from .metrics import CiderD, auroc, bleu4, bootstrap_ci, rank_of_true
+from .metrics import CiderD, auroc, bleu4, bootstrap_ci, bootstrap_stat, rank_of_true
 from .negatives import distractors, same_caption
 from .report import write_report
 
@@ -56,14 +59,68 @@ def _rank_against_distractors(judge: Judge, tokens: torch.Tensor, prompts: list[
     return out
 
 
-def _oracle(image: Image.Image, prompt: str) -> dict[str, bool] | None:
+def _oracle(image: Image.Image, prompt: str) -> Verdict | None:
+    """The strict oracle's verdict for a prompt that states every attribute; None for any other prompt."""
     attrs = parse_caption(prompt)
-    return check(image, prompt) if attrs is not None and len(attrs) == len(ATTRIBUTES) else None
+    return check_strict(image, prompt) if attrs is not None and len(attrs) == len(ATTRIBUTES) else None
 
 
 def _ci(values: list[float]) -> dict[str, float]:
     mean, low, high = bootstrap_ci(values)
     return {"mean": mean, "low": low, "high": high, "n": len(values)}
+
+
+def _oracle_summary(judged: list[dict[str, Any]]) -> dict[str, Any]:
+    """Oracle accuracy (unsure counts as not right) and unsure rate per attribute and overall; the judge's
+    AUROC against the oracle and its calibration, on the images the oracle is sure of."""
+    if not judged:
+        return {"oracle": {}, "oracle_unsure": {}, "auroc_vs_oracle": dict.fromkeys(
+            ("margin", "debiased", "logp_mean", "p_right")), "calibration": None}
+    verdicts = {a: [r["oracle"][a] for r in judged] for a in ATTRIBUTES}
+    verdicts["all"] = [r["oracle_overall"] for r in judged]
+    sure = [r for r in judged if r["oracle_pass"] is not None]
+    labels = [bool(r["oracle_pass"]) for r in sure]
+    with_prob = [(r["p_right"], r["oracle_pass"]) for r in sure if r["p_right"] is not None]
+    return {"oracle": {a: float(np.mean([v == RIGHT for v in vs])) for a, vs in verdicts.items()},
+            "oracle_unsure": {a: float(np.mean([v == UNSURE for v in vs])) for a, vs in verdicts.items()},
+            "auroc_vs_oracle": {k: auroc([r[k] for r in sure], labels) if all(r[k] is not None for r in sure) else None
+                                for k in ("margin", "debiased", "logp_mean", "p_right")},
+            "calibration": {"reliability": reliability(*zip(*with_prob)) if with_prob else [],
+                            "ece": expected_calibration_error(*zip(*with_prob)) if with_prob else None}}
+
+
+def _headline(rows: list[dict[str, Any]], skipped: int) -> list[dict[str, Any]]:
+    """The numbers a person reads first, with bootstrap 95% intervals (report.html opens with them)."""
+    judged = [r for r in rows if r["oracle"] is not None]
+    sure = [r for r in judged if r["oracle_pass"] is not None]
+    ranked = np.asarray([r["rank"] == 0 for r in rows], dtype=float)
+    right = np.asarray([r["oracle_overall"] == RIGHT for r in judged], dtype=float)
+    label = np.asarray([bool(r["oracle_pass"]) for r in sure])
+    margin = np.asarray([r["margin"] for r in sure], dtype=float)
+    calibrated = [r for r in sure if r["p_right"] is not None]
+    prob = np.asarray([r["p_right"] for r in calibrated], dtype=float)
+    prob_label = np.asarray([bool(r["oracle_pass"]) for r in calibrated])
+    items = [
+        {"key": "r_precision@1", "label": "judge R@1", "note": "the prompt scored above all its distractors "
+         "(one-word hard negatives, then other prompts)",
+         **bootstrap_stat(lambda i: float(ranked[i].mean()), len(rows))},
+        {"key": "oracle_all", "label": "oracle: all right", "note": "colour, shape and position all right by the "
+         "strict pixel oracle (unsure counts as not right)",
+         **bootstrap_stat(lambda i: float(right[i].mean()), len(judged))},
+        {"key": "auroc_judge_vs_oracle", "label": "judge vs oracle AUROC", "note": "the judge's margin separates "
+         "oracle-right from oracle-wrong images (oracle-unsure ones left out)",
+         **bootstrap_stat(lambda i: auroc(margin[i], label[i]), len(sure))},
+        {"key": "ece", "label": "calibration error", "note": "ECE of the judge's probability that all attributes are "
+         "right, against the oracle", **bootstrap_stat(lambda i: expected_calibration_error(prob[i], prob_label[i]),
+                                                       len(calibrated))},
+        {"key": "skipped", "label": "skipped", "note": "rows not scored (see the list below)", "value": skipped},
+    ]
+    if not judged:  # no prompt the oracle can check (not shapes data): only what the judge alone says
+        return [item for item in items if item["key"] in ("r_precision@1", "skipped")]
+    items.insert(2, {"key": "oracle_unsure", "label": "oracle unsure", "note": "images the oracle cannot call "
+                     "(ambiguous shape, colour or place; no object or several)",
+                     "value": float(np.mean([r["oracle_overall"] == UNSURE for r in judged])), "n": len(judged)})
+    return items
 
 
 def summarise(rows: list[dict[str, Any]], skips: SkipLog, alpha: float) -> dict[str, Any]:
@@ -72,17 +129,15 @@ def summarise(rows: list[dict[str, Any]], skips: SkipLog, alpha: float) -> dict[
     means = {k: _ci([float(r[k]) for r in rows]) for k in keys}
     means["r_precision@1"] = _ci([float(r["rank"] == 0) for r in rows])
     judged = [r for r in rows if r["oracle"] is not None]
-    oracle = {a: float(np.mean([r["oracle"][a] for r in judged])) for a in ATTRIBUTES} if judged else {}
-    if judged:
-        oracle["all"] = float(np.mean([r["oracle_pass"] for r in judged]))
-    labels = [bool(r["oracle_pass"]) for r in judged]
-    vs_oracle = {k: auroc([r[k] for r in judged], labels) for k in ("margin", "debiased", "logp_mean")}
-    table = {"images": len(rows), "skipped": sum(skips.counts.values()),
+    found = _oracle_summary(judged)
+    skipped = sum(skips.counts.values())
+    table = {"images": len(rows), "skipped": skipped,
              "r_precision@1": means["r_precision@1"]["mean"], "caption_exact_match": means["exact_match"]["mean"],
              "bleu4": means["bleu4"]["mean"], "cider_d": means["cider_d"]["mean"],
-             **{f"oracle_{k}": v for k, v in oracle.items()}, "auroc_judge_vs_oracle": vs_oracle["margin"]}
-    return {"alpha": alpha, "means": means, "oracle": oracle, "oracle_judged": len(judged),
-            "auroc_vs_oracle": vs_oracle, "table": table, "skipped_counts": skips.summary(), "skipped": skips.items,
+             **{f"oracle_{k}": v for k, v in found["oracle"].items()},
+             "auroc_judge_vs_oracle": found["auroc_vs_oracle"]["margin"]}
+    return {"alpha": alpha, "headline": _headline(rows, skipped), "means": means, **found,
+            "oracle_judged": len(judged), "table": table, "skipped_counts": skips.summary(), "skipped": skips.items,
             "notes": dict(skips.notes)}
 
 
@@ -127,18 +182,25 @@ def score_folder(model_dir: str | Path, samples_dir: str | Path, out: str | Path
     token_lps = judge.token_logprobs(tokens, prompts)
     prior = judge.prior(prompts).tolist()
     ranks = _rank_against_distractors(judge, tokens, prompts, k)
+    probs = attribute_probs(judge, tokens, prompts)
     captions = judge.caption(torch.stack([it["pixels"] for it in items]))
     cider = CiderD([[p] for p in prompts])
     rows = []
-    for it, lps, pr, rk, cap in zip(items, token_lps, prior, ranks, captions):
+    for i, (it, lps, pr, rk, cap) in enumerate(zip(items, token_lps, prior, ranks, captions)):
         total = sum(v for _, v in lps)
-        oracle = _oracle(it["image"], it["prompt"])
+        verdict = _oracle(it["image"], it["prompt"])
+        overall = None if verdict is None else verdict.overall
+        p_right = float(probs.all[i])
+        p_attributes = {a: float(p[i]) for a, p in probs.probs.items() if not math.isnan(p[i])}
         rows.append({"file_name": it["file_name"], "prompt": it["prompt"], "logp_sum": total,
                      "logp_mean": total / max(1, len(lps)), "token_logprobs": lps, "log_prior": pr,
-                     "debiased": total - judge.alpha * pr, **rk, "caption": cap,
-                     "exact_match": same_caption(cap, it["prompt"]), "bleu4": bleu4(cap, [it["prompt"]]),
-                     "cider_d": cider.score(cap, [it["prompt"]]), "oracle": oracle,
-                     "oracle_pass": None if oracle is None else all(oracle.values())})
+                     "debiased": total - judge.alpha * pr, **rk,
+                     "p_right": None if math.isnan(p_right) else p_right,
+                     "p_attributes": p_attributes, "caption": cap, "exact_match": same_caption(cap, it["prompt"]),
+                     "bleu4": bleu4(cap, [it["prompt"]]), "cider_d": cider.score(cap, [it["prompt"]]),
+                     "oracle": None if verdict is None else verdict.attributes, "oracle_overall": overall,
+                     "oracle_pass": {RIGHT: True, WRONG: False}.get(overall),  # None: unsure, or no oracle
+                     "shape_margin": None if verdict is None else verdict.shape_margin})
     summary = summarise(rows, skips, judge.alpha)
     summary = json.loads(dumps(summary))  # as stored: NaN and inf become null
     stored = {**_kept_sections(out / "summary.json", summary), **summary}
@@ -146,6 +208,7 @@ def score_folder(model_dir: str | Path, samples_dir: str | Path, out: str | Path
     atomic_write_text(out / "summary.json", dumps(stored, indent=2))
     report_rows = [{"image": it["image"], "prompt": r["prompt"], "token_logprobs": r["token_logprobs"],
                     "caption": r["caption"], "score": r["margin"], "rank": r["rank"], "oracle": r["oracle"],
+                    "oracle_overall": r["oracle_overall"], "p_right": r["p_right"],
                     "passed": r["rank"] == 0}  # the judge's verdict; the oracle is shown beside it
                    for it, r in zip(items, rows)]
     write_report(out / "report.html", report_rows, summary, title=f"roundtrip scores: {samples_dir}")

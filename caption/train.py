@@ -24,7 +24,7 @@ from gen.rundir import confirm_resume, start_run, tokenizer_of
 from gen.shapes import ATTRIBUTES, parse_caption
 from gen.text import load_tokenizer, tokenize, train_tokenizer
 
-from .augment import AugmentConfig, photometric_noise
+from .augment import AugmentConfig, augment
 from .model import Captioner, CaptionerConfig, build_captioner
 from .negatives import same_caption
 
@@ -100,7 +100,7 @@ class CaptionTask:
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         pixels = batch["pixel_values"].to(next(model.parameters()).device)  # (B, 3, H, W)
-        return self._nll(model, photometric_noise(pixels, self.cfg.augment), batch["text"])
+        return self._nll(model, augment(pixels, self.cfg.augment), batch["text"])
 
     @torch.no_grad()
     def evaluate(self, model: Captioner, step: int, writer: SummaryWriter | None) -> dict[str, float]:

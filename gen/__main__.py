@@ -1,8 +1,11 @@
-"""python -m gen {train, sample, make-shapes, oracle, check-data, sweep, bench}: parse arguments, call one function."""
+"""python -m gen {train, sample, make-shapes, oracle, oracle-renders, check-data, sweep, bench}.
+
+Parse arguments, call one function."""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .cli import add_debug_flag, debug_parent, run_cli
 
@@ -33,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--rerank", metavar="CAPTIONER|random",
+                   help="best-of-N: keep the best of --candidates images per requested one, by this captioner's "
+                        "judgement of its prompt (a `caption train` model folder), or at random (the baseline)")
+    p.add_argument("--candidates", type=int, default=1, help="N for --rerank; candidate k of image i has seed "
+                                                             "SEED + i*N + k")
+    p.add_argument("--judge-score", choices=("prob", "debiased"), default="prob",
+                   help="--rerank score: the judge's probability that every attribute is right, or its debiased "
+                        "log-likelihood (docs/judge.md)")
     p.add_argument("--out", default="samples/out")
     p.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty --out, replacing the outputs of an earlier `gen sample` there")
@@ -46,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("oracle", parents=common,
                        help="pixel-oracle accuracy of a folder of shapes images (e.g. `gen sample` output)")
     p.add_argument("folder")
+
+    p = sub.add_parser("oracle-renders", parents=common,
+                       help="how often the strict oracle calls fresh clean renders right, wrong or unsure")
+    p.add_argument("--count", type=int, default=2000)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=1, help="renders of seed 0 are the demo's training set")
 
     p = sub.add_parser("check-data", parents=common, help="list every problem of a metadata.jsonl data set, with its row")
     p.add_argument("folder")
@@ -79,8 +96,9 @@ def _run(args: argparse.Namespace) -> int:
         from .sample import read_prompts, sample_model
 
         prompts = args.prompt or read_prompts(args.prompts)
+        make_scorer = _scorer_factory(args.rerank, args.judge_score, args.seed, args.device) if args.rerank else None
         print(sample_model(args.model_dir, prompts, args.out, args.num_per_prompt, args.steps, args.guidance,
-                           args.seed, args.batch_size, args.device, args.overwrite))
+                           args.seed, args.batch_size, args.device, args.overwrite, args.candidates, make_scorer))
     elif args.command == "make-shapes":
         from .shapes import make_dataset
 
@@ -90,6 +108,11 @@ def _run(args: argparse.Namespace) -> int:
         from .outputs import dumps
 
         print(dumps(oracle_accuracy(args.folder), indent=2))
+    elif args.command == "oracle-renders":
+        from .oracle_renders import renders_verdicts
+        from .outputs import dumps
+
+        print(dumps(renders_verdicts(args.count, args.size, args.seed), indent=2))
     elif args.command == "check-data":
         from .check_data import run
 
@@ -107,6 +130,25 @@ def _run(args: argparse.Namespace) -> int:
 
         bench(args.config, args.overrides, args.precisions.split(","), args.out)
     return 0
+
+
+def _scorer_factory(rerank: str, kind: str, seed: int, device: str | None):
+    """What builds the --rerank scorer: the random baseline, or a captioner's judge."""
+    from .rerank import RandomScorer
+
+    if rerank == "random":
+        return lambda: RandomScorer(seed)
+    if not (Path(rerank) / "config.json").is_file() or (Path(rerank) / "model_index.json").exists():
+        raise FileNotFoundError(f"--rerank {rerank} is neither 'random' nor a captioner model folder; pass the "
+                                "model/ folder of a `caption train` run")
+
+    def load():
+        # The one place gen imports caption, and only lazily, when a user asks for a captioner's judgement:
+        # gen's modules never depend on caption (STYLE.md), gen/rerank.py's Scorer protocol is all they see.
+        from caption.scorer import JudgeScorer
+
+        return JudgeScorer(rerank, kind, device=device)
+    return load
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -204,6 +204,9 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval.max_items": (lambda v: v >= 0, "≥ 0"),
     "eval.holdout_fraction": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "augment.prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "augment.artefact_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    **{f"augment.{k}": (lambda v: math.isfinite(v) and v >= 0, "a finite number ≥ 0")
+       for k in ("tint", "noise", "blur", "warp", "morph", "jitter", "blobs")},
 }
 
 

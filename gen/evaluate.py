@@ -5,15 +5,18 @@ from pathlib import Path
 from typing import Any
 
 from .data import UNREADABLE, SkipLog, read_folder, read_rgb, skip_reason
-from .shapes import ATTRIBUTES, check, parse_caption
+from .shapes import ATTRIBUTES, RIGHT, UNSURE, check_strict, parse_caption
 
 
 def oracle_accuracy(samples_dir: str | Path) -> dict[str, Any]:
     """Per-attribute and all-attribute accuracy over the shapes prompts of a samples folder.
 
-    An image that cannot be read is skipped and counted by reason under "skipped", never a crash.
+    By the strict oracle (gen/shapes_verdict.py): an attribute it is unsure of counts as not right, and
+    `unsure` holds the share of images it was unsure of, per attribute and overall. An image that cannot
+    be read is skipped and counted by reason under "skipped", never a crash.
     """
     hits = {a: 0 for a in (*ATTRIBUTES, "all")}
+    unsure = dict.fromkeys(hits, 0)
     n = 0
     skips = SkipLog()
     for rec in read_folder(samples_dir, split=None, skips=skips):
@@ -25,9 +28,12 @@ def oracle_accuracy(samples_dir: str | Path) -> dict[str, Any]:
         except UNREADABLE as err:
             skips.skip(rec.path.name, skip_reason(err), rec.row)
             continue
-        verdict = check(image, prompt)
+        verdict = check_strict(image, prompt)
         for a in ATTRIBUTES:
-            hits[a] += verdict[a]
-        hits["all"] += all(verdict.values())
+            hits[a] += verdict.attributes[a] == RIGHT
+            unsure[a] += verdict.attributes[a] == UNSURE
+        hits["all"] += verdict.overall == RIGHT
+        unsure["all"] += verdict.overall == UNSURE
         n += 1
-    return {**{a: hits[a] / n if n else float("nan") for a in hits}, "n": n, "skipped": skips.summary()}
+    share = lambda counts: {a: counts[a] / n if n else float("nan") for a in counts}  # noqa: E731
+    return {**share(hits), "n": n, "unsure": share(unsure), "skipped": skips.summary()}

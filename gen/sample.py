@@ -11,7 +11,7 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from PIL import Image
@@ -24,6 +24,7 @@ from .cli import UserError
 from .config import GenConfig, SampleConfig
 from .outputs import OutputExists, atomic_write_text, dumps, require_dir_or_missing
 from .pipeline import TextToImagePipeline
+from .rerank import Scorer, best_of, candidate_seed
 
 log = logging.getLogger(__name__)
 IMAGE_NAME = re.compile(r"^\d{5}-seed-?\d+\.png$")  # what sample_to_folder names its images
@@ -42,16 +43,20 @@ def read_prompts(path: str | Path) -> list[str]:
     return [line.strip() for line in split_lines(text) if line.strip()]
 
 
-def check_arguments(prompts: Sequence[str], num_per_prompt: int, steps: int, guidance: float, batch_size: int) -> None:
+def check_arguments(prompts: Sequence[str], num_per_prompt: int, steps: int, guidance: float, batch_size: int,
+                    candidates: int = 1, reranked: bool = False) -> None:
     """UserError for settings that would crash later or silently produce nothing."""
     if not prompts:
         raise UserError("no prompts: pass --prompt TEXT or a --prompts file with one prompt per line")
     blank = [i for i, p in enumerate(prompts, 1) if not p.strip()]
     if blank:
         raise UserError(f"prompt {blank[0]} is empty; every prompt needs some text")
-    for name, value in (("--num-per-prompt", num_per_prompt), ("--steps", steps), ("--batch-size", batch_size)):
+    for name, value in (("--num-per-prompt", num_per_prompt), ("--steps", steps), ("--batch-size", batch_size),
+                        ("--candidates", candidates)):
         if value < 1:
             raise UserError(f"{name} must be at least 1, not {value}")
+    if candidates > 1 and not reranked:
+        raise UserError(f"--candidates {candidates} needs --rerank (a captioner model folder, or random) to pick one")
     # 1 turns guidance off, 0 samples the unconditional model; below 0 pushes away from the prompt.
     if not math.isfinite(guidance) or guidance < 0:
         raise UserError(f"--guidance must be a finite number ≥ 0 (1: no guidance, 3: typical), not {guidance}")
@@ -102,28 +107,52 @@ def prepare_output(out: Path, overwrite: bool) -> None:
 
 def sample_to_folder(pipe: TextToImagePipeline, prompts: Sequence[str], out: str | Path, num_per_prompt: int = 1,
                      steps: int = 20, guidance: float = 3.0, seed: int = 0, batch_size: int = 32,
-                     overwrite: bool = False) -> Path:
-    """Image k gets seed `seed + k` (EDM's one-seed-per-image), so any single image can be re-made alone."""
+                     overwrite: bool = False, candidates: int = 1, scorer: Scorer | None = None) -> Path:
+    """Image i gets seed `seed + i` (EDM's one-seed-per-image), so any single image can be re-made alone.
+
+    Best-of-N: with a `scorer`, image i is the best by its score of `candidates` N images with seeds
+    seed + i*N + k (gen/rerank.py), and its metadata.jsonl row lists every candidate's seed and score.
+    """
     out = Path(out)
-    check_arguments(prompts, num_per_prompt, steps, guidance, batch_size)
+    check_arguments(prompts, num_per_prompt, steps, guidance, batch_size, candidates, scorer is not None)
     prepare_output(out, overwrite)
-    jobs = [(p, seed + k) for k, p in enumerate(p for p in prompts for _ in range(num_per_prompt))]
+    requested = [p for p in prompts for _ in range(num_per_prompt)]
     pipe.set_progress_bar_config(disable=True)
     rows, images = [], []
-    device = pipe._execution_device
-    for start in tqdm(range(0, len(jobs), batch_size), desc="sampling", unit="batch"):
-        chunk = jobs[start:start + batch_size]
-        gens = [torch.Generator(device).manual_seed(s) for _, s in chunk]
-        batch = pipe([p for p, _ in chunk], num_inference_steps=steps, guidance_scale=guidance, generator=gens).images
-        for (prompt, s), image in zip(chunk, batch):
-            name = f"{len(rows):05d}-seed{s}.png"
+    group = max(1, batch_size // candidates)  # images whose candidates are sampled, then scored, together
+    for start in tqdm(range(0, len(requested), group), desc="sampling", unit="batch"):
+        indices = range(start, min(start + group, len(requested)))
+        jobs = [(requested[i], candidate_seed(seed, i, candidates, k)) for i in indices for k in range(candidates)]
+        batch = generate_images(pipe, jobs, steps, guidance, batch_size)
+        scores = scorer(batch, [p for p, _ in jobs]) if scorer is not None else [float("nan")] * len(jobs)
+        for n, i in enumerate(indices):
+            own = slice(n * candidates, (n + 1) * candidates)
+            kept = best_of(scores[own]) if scorer is not None else 0
+            (prompt, s), image = jobs[own][kept], batch[own][kept]
+            name = f"{i:05d}-seed{s}.png"
             image.save(out / name)
             images.append(image)
-            rows.append({"file_name": name, "text": prompt, "seed": s, "steps": steps, "guidance": guidance,
-                         "scheduler": type(pipe.scheduler).__name__})
+            row = {"file_name": name, "text": prompt, "seed": s, "steps": steps, "guidance": guidance,
+                   "scheduler": type(pipe.scheduler).__name__}
+            if scorer is not None:
+                row |= {"rerank": scorer.name, "kept": kept,
+                        "candidates": [{"seed": c, "score": x} for (_, c), x in zip(jobs[own], scores[own])]}
+            rows.append(row)
     save_grid(images, out / "grid.png", nrow=max(num_per_prompt, 8) if num_per_prompt > 1 else 8)
     atomic_write_text(out / "metadata.jsonl", "".join(dumps(r) + "\n" for r in rows))  # last: names only real files
     return out
+
+
+def generate_images(pipe: TextToImagePipeline, jobs: Sequence[tuple[str, int]], steps: int, guidance: float,
+                    batch_size: int) -> list[Image.Image]:
+    """One image per (prompt, seed), in order, `batch_size` at a time."""
+    device = pipe._execution_device
+    images: list[Image.Image] = []
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start:start + batch_size]
+        gens = [torch.Generator(device).manual_seed(s) for _, s in chunk]
+        images += pipe([p for p, _ in chunk], num_inference_steps=steps, guidance_scale=guidance, generator=gens).images
+    return images
 
 
 def sampling_defaults(model_dir: str | Path) -> SampleConfig:
@@ -137,19 +166,20 @@ def sampling_defaults(model_dir: str | Path) -> SampleConfig:
 
 def sample_model(model_dir: str | Path, prompts: Sequence[str], out: str | Path, num_per_prompt: int = 1,
                  steps: int | None = None, guidance: float | None = None, seed: int = 0, batch_size: int = 32,
-                 device: str | None = None, overwrite: bool = False) -> Path:
-    """`gen sample`: every argument and the output folder are checked before the model is loaded.
-
-    `steps` and `guidance` default to the model's own sample settings.
-    """
+                 device: str | None = None, overwrite: bool = False, candidates: int = 1,
+                 make_scorer: Callable[[], Scorer] | None = None) -> Path:
+    """`gen sample`: every argument and the output folder are checked before the model (or the scorer that
+    `make_scorer` builds, for best-of-N) is loaded. `steps` and `guidance` default to the model's own."""
     defaults = sampling_defaults(model_dir)
     steps = defaults.steps if steps is None else steps
     guidance = defaults.guidance if guidance is None else guidance
-    check_arguments(prompts, num_per_prompt, steps, guidance, batch_size)
+    check_arguments(prompts, num_per_prompt, steps, guidance, batch_size, candidates, make_scorer is not None)
     check_output(Path(out), overwrite)
     if not (Path(model_dir) / "model_index.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a generator model folder (no model_index.json); "
                                 "pass the model/ folder of a `gen train` run, e.g. runs/<name>/model")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe = TextToImagePipeline.from_pretrained(model_dir).for_sampling(device)
-    return sample_to_folder(pipe, prompts, out, num_per_prompt, steps, guidance, seed, batch_size, overwrite)
+    scorer = make_scorer() if make_scorer is not None else None
+    return sample_to_folder(pipe, prompts, out, num_per_prompt, steps, guidance, seed, batch_size, overwrite,
+                            candidates, scorer)

@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from gen.shapes_oracle import read_scene
+from gen.shapes_oracle import read_object, read_scene
+from gen.shapes_verdict import RIGHT, UNSURE, VERDICTS, WRONG, Verdict, verdict_for
 
 __all__ = [
     "ATTRIBUTES",
@@ -27,12 +28,18 @@ __all__ = [
     "COLORS",
     "PLACE_PHRASES",
     "POSITIONS",
+    "RIGHT",
     "SHAPES",
+    "UNSURE",
+    "VERDICTS",
+    "WRONG",
+    "Verdict",
     "ShapeSpec",
     "all_combinations",
     "analyse",
     "caption",
     "check",
+    "check_strict",
     "ensure_dataset",
     "heldout_combinations",
     "is_complete",
@@ -218,10 +225,19 @@ def analyse(image) -> dict[str, str] | None:
 
 
 def check(image, text: str) -> dict[str, bool]:
-    """For each attribute `text` states, whether the image's pixels bear it out."""
+    """For each attribute `text` states, whether the oracle's best reading of the pixels matches it.
+
+    Lenient: an ambiguous object still gets its nearest value. To tell right from unsure, use check_strict.
+    """
     stated = parse_caption(text) or {}
     seen = analyse(image) or {}
     return {attribute: seen.get(attribute) == value for attribute, value in stated.items()}
+
+
+def check_strict(image, text: str) -> Verdict:
+    """For each attribute `text` states: right, wrong or unsure (gen/shapes_verdict.py), and the shape fit margin."""
+    vocabulary = {"color": tuple(COLORS), "shape": SHAPES, "position": POSITIONS}
+    return verdict_for(read_object(image, COLORS, BACKGROUND), parse_caption(text) or {}, vocabulary)
 
 
 def make_dataset(

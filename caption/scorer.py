@@ -1,0 +1,42 @@
+"""The captioner as a scorer for best-of-N sampling (`gen sample --rerank CAPTIONER`; protocol in gen/rerank.py).
+
+Two scores, chosen with `kind`:
+- "prob": the judge's probability that every attribute is right (caption/attribute_probs.py), a softmax
+  over the prompt and its hard negatives. Prompts with no hard negatives (not shapes captions) fall back
+  to "debiased": best-of-N compares only candidates of one prompt, so each prompt may use its own scale.
+- "debiased": log p(prompt | image) − α·log p(prompt) (caption/judge.py).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .attribute_probs import attribute_probs
+from .judge import Judge
+
+KINDS = ("prob", "debiased")
+
+
+class JudgeScorer:
+    """Scores images against their prompts with a trained captioner; higher means the prompt is better borne out."""
+
+    def __init__(self, model_dir: str | Path, kind: str = "prob", alpha: float | None = None,
+                 device: str | None = None) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"judge score must be one of {', '.join(KINDS)}, not {kind!r}")
+        self.judge = Judge(model_dir, alpha, device)
+        self.kind = kind
+        self.name = f"judge:{kind}"
+
+    def __call__(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[float]:
+        if not images:
+            return []
+        tokens = self.judge.encode(torch.stack([self.judge.pil_to_pixels(im) for im in images]))  # (N, T_img, D)
+        if self.kind == "debiased":
+            return self.judge.debiased(tokens, list(prompts)).tolist()
+        found = attribute_probs(self.judge, tokens, prompts)
+        return np.where(np.isnan(found.all), found.debiased, found.all).tolist()
