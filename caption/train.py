@@ -18,6 +18,7 @@ from gen.checkpoint import run_dir_for
 from gen.config import DataConfig, TrainConfig
 from gen.data import ImageCaptionDataset, Record, SkipLog, collate, read_records
 from gen.engine import fit, param_groups
+from gen.model_card import write_model_card
 from gen.outputs import atomic_dir, atomic_write_text, dumps
 from gen.processes import process_state
 from gen.rundir import confirm_resume, start_run, tokenizer_of
@@ -126,11 +127,13 @@ class CaptionTask:
         log.info("step %d: %s", step, {k: round(v, 4) for k, v in metrics.items()})
         return metrics
 
-    def export(self, model: Captioner, out: Path) -> None:
-        """RUN_DIR/model, written to a temp folder that then replaces it: a failed write keeps the old one whole."""
+    def export(self, model: Captioner, out: Path, metrics: dict[str, Any] | None = None) -> None:
+        """RUN_DIR/model with a README.md model card, written to a temp folder that then replaces it: a failed
+        write keeps the old one whole."""
         with atomic_dir(out) as tmp:
             model.save_pretrained(tmp, self.tokenizer)
             config_io.save(self.cfg, tmp / "roundtrip_config.yaml")
+            write_model_card(tmp, "captioner", self.cfg, len(self.dataset), self.skips.summary(), metrics)
 
 
 def train(config_path: str | Path | None, out: str | Path | None = None, overrides: list[str] | None = None,

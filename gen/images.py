@@ -7,6 +7,7 @@ everywhere and a good one decodes to the same pixels.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import stat
@@ -43,14 +44,16 @@ def require_regular_file(path: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def open_image(path: str | Path) -> Iterator[Image.Image]:
-    """The image at `path` with only its header read; refuses non-regular files and more than MAX_PIXELS pixels."""
-    require_regular_file(path)
+def open_image(path: str | Path | bytes) -> Iterator[Image.Image]:
+    """The image at `path` (or encoded in `bytes`) with only its header read; refuses non-regular files and
+    more than MAX_PIXELS pixels."""
+    if not isinstance(path, bytes):
+        require_regular_file(path)
     with warnings.catch_warnings():
         # PIL only warns between MAX and 2×MAX pixels and would then decode: make that a refusal too.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(path)
+            image = Image.open(io.BytesIO(path) if isinstance(path, bytes) else path)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             declared = re.search(r"\((\d+) pixels\)", str(err))  # PIL says only "Image size (N pixels) exceeds..."
             raise ImageRejected("decompression bomb", f"declares {declared[1] if declared else 'too many'} pixels, "

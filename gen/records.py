@@ -25,10 +25,11 @@ class DataError(ValueError):
 
 @dataclass
 class Record:
-    path: Path
+    path: Path  # the image file; with `image` set, only a name for messages (no such file exists)
     texts: list[str]
     meta: dict[str, Any] = field(default_factory=dict)  # the row's other fields (shapes: true attributes, split)
     row: int | None = None  # metadata.jsonl line number (COCO: index in "images"), for messages
+    image: bytes | None = None  # an encoded image held in memory (a `datasets` Image column), read instead of path
 
 
 class SkipLog:
@@ -81,7 +82,7 @@ def file_problem(path: Path) -> str | None:
     return None if stat.S_ISREG(mode) else "not a regular file"
 
 
-def _clean_texts(text: Any) -> list[str]:
+def clean_texts(text: Any) -> list[str]:
     texts = text if isinstance(text, list) else [text]
     return [t.strip() for t in texts if isinstance(t, str) and t.strip()]
 
@@ -94,7 +95,7 @@ def _add_record(records: list[Record], skips: SkipLog, root: Path, name: Any, te
     path = resolve_inside(root, name)
     if path is None:
         return skips.skip(name, "file_name is outside the data-set folder", row)
-    texts = _clean_texts(text)
+    texts = clean_texts(text)
     if not texts:
         return skips.skip(name, "empty caption", row)
     problem = file_problem(path)

@@ -29,7 +29,8 @@ from .rerank import Scorer, best_of, candidate_seed
 log = logging.getLogger(__name__)
 IMAGE_NAME = re.compile(r"^\d{5}-seed-?\d+\.png$")  # what sample_to_folder names its images
 # Files of a samples folder that describe its images: stale once the images are replaced.
-DERIVED = ("metadata.jsonl", "grid.png", "scores.jsonl", "summary.json", "report.html")
+DERIVED = ("metadata.jsonl", "grid.png", "scores.jsonl", "summary.json", "report.html", "evaluation.json",
+           "evaluation.html", "per_class_grid.png")
 
 
 def read_prompts(path: str | Path) -> list[str]:

@@ -18,6 +18,7 @@ from .config import GenConfig
 from .data import ImageCaptionDataset, SkipLog, read_records
 from .diffusion import noise_scheduler, sampling_scheduler, training_losses
 from .engine import fit, param_groups
+from .model_card import write_model_card
 from .outputs import atomic_dir, atomic_write_text, dumps
 from .pipeline import TextToImagePipeline, unet_conditioning
 from .processes import process_state
@@ -117,14 +118,16 @@ class GenTask:
         writer.add_image("samples", make_grid(images.cpu(), nrow=min(8, len(prompts))), step)
         return {}
 
-    def export(self, model: TextToImageModel, out: Path) -> None:
-        """The end product: a diffusers-layout pipeline folder (safetensors) holding the EMA weights.
+    def export(self, model: TextToImageModel, out: Path, metrics: dict[str, Any] | None = None) -> None:
+        """The end product: a diffusers-layout pipeline folder (safetensors) holding the EMA weights, with a
+        README.md model card (gen.model_card).
 
         Written to a temp folder that then replaces `out`, so a failed write keeps the previous model whole.
         """
         with atomic_dir(out) as tmp:
             self.pipeline(model).save_pretrained(tmp, safe_serialization=True)
             config_io.save(self.cfg, tmp / "roundtrip_config.yaml")
+            write_model_card(tmp, "generator", self.cfg, len(self.dataset), self.skips.summary(), metrics)
 
 
 def train(config_path: str | Path | None, out: str | Path | None = None, overrides: list[str] | None = None,
