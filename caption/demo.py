@@ -14,7 +14,7 @@ import numpy as np
 from gen.evaluate import oracle_accuracy
 from gen.outputs import atomic_write_text, dumps
 from gen.pipeline import TextToImagePipeline
-from gen.sample import sample_to_folder
+from gen.sample import sample_to_folder, sampling_defaults
 from gen.shapes import PLACE_PHRASES, ShapeSpec, all_combinations, heldout_combinations, make_dataset
 
 from .meta_eval import meta_eval
@@ -68,7 +68,9 @@ def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: 
     out.mkdir(parents=True, exist_ok=True)
     (out / "prompts.txt").write_text("\n".join(prompts) + "\n")
     pipe = TextToImagePipeline.from_pretrained(gen_dir).for_sampling()
-    sample_to_folder(pipe, prompts, out, num_per_prompt=per_prompt, steps=20, guidance=3.0, seed=SEED, overwrite=True)
+    settings = sampling_defaults(gen_dir)  # the sampler the config chose (docs/PERFORMANCE.md)
+    sample_to_folder(pipe, prompts, out, num_per_prompt=per_prompt, steps=settings.steps, guidance=settings.guidance,
+                     seed=SEED, overwrite=True)
     clock["sampling_s"] = time.monotonic() - t
     print("[5/5] scoring", flush=True)
     t = time.monotonic()
