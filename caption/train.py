@@ -9,7 +9,6 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
-from accelerate.utils import set_seed
 from torch.utils.tensorboard import SummaryWriter
 
 from gen import config as config_io
@@ -17,11 +16,10 @@ from gen.check_data import format_summary
 from gen.checkpoint import run_dir_for
 from gen.config import DataConfig, TrainConfig
 from gen.data import ImageCaptionDataset, Record, SkipLog, collate, read_records
-from gen.engine import fit, param_groups
 from gen.model_card import write_model_card
-from gen.outputs import atomic_dir, atomic_write_text, dumps
-from gen.processes import process_state
-from gen.rundir import confirm_resume, start_run, tokenizer_of
+from gen.run import train_in_run_dir
+from gen.outputs import atomic_dir
+from gen.rundir import tokenizer_of
 from gen.shapes import ATTRIBUTES, parse_caption
 from gen.text import load_tokenizer, tokenize, train_tokenizer
 
@@ -144,15 +142,5 @@ def train(config_path: str | Path | None, out: str | Path | None = None, overrid
     """
     cfg = config_io.load(CaptionConfig, config_path, overrides)
     run_dir = run_dir_for(cfg.name, out)
-    with start_run(run_dir, resume, overwrite) as checkpoint:
-        set_seed(cfg.train.seed)
-        with process_state().main_process_first():  # shapes data and the tokenizer are written by one process
-            task = CaptionTask(cfg, run_dir, checkpoint)
-        confirm_resume(run_dir, checkpoint, task.model, param_groups(task.model, cfg.train.lr, task.lr_scale))
-        config_io.save(cfg, run_dir / "config.yaml")  # only now: a resume that cannot start leaves it as it was
-        metrics = fit(task, cfg.train, run_dir, str(checkpoint) if checkpoint else None, cfg.data.num_workers)
-        summary = {"metrics": metrics, "skipped": task.skips.summary(), "notes": dict(task.skips.notes),
-                   "examples": len(task.dataset)}
-        if process_state().is_main_process:
-            atomic_write_text(run_dir / "summary.json", dumps(summary, indent=2))
+    task = train_in_run_dir(cfg, run_dir, lambda checkpoint: CaptionTask(cfg, run_dir, checkpoint), resume, overwrite)
     return run_dir / "model"

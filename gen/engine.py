@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from . import precision as precision_io
 from .checkpoint import Checkpoints, read_training_state, rng_state, write_training_state
 from .config import TrainConfig
-from .data import EpochBatchSampler, ImageCaptionDataset, collate
+from .data import EpochBatchSampler, ImageCaptionDataset, SkipLog, collate
 from .numerics import BadSteps, all_finite
 from .processes import process_state
 from .schedule import BudgetPlan, WarmupCosine
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 class Task(Protocol):
     model: torch.nn.Module  # everything the loss touches; frozen parts have requires_grad=False
     dataset: ImageCaptionDataset
+    skips: SkipLog  # data items skipped, by reason (summary.json)
     lr_scale: dict[str, float]  # parameter-name prefix → multiplier on cfg.lr; unmatched parameters get 1
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor: ...

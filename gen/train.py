@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate.utils import set_seed
 from diffusers import UNet2DConditionModel
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
@@ -17,12 +16,11 @@ from .checkpoint import run_dir_for
 from .config import GenConfig
 from .data import ImageCaptionDataset, SkipLog, read_records
 from .diffusion import noise_scheduler, sampling_scheduler, training_losses
-from .engine import fit, param_groups
 from .model_card import write_model_card
-from .outputs import atomic_dir, atomic_write_text, dumps
+from .run import train_in_run_dir
+from .outputs import atomic_dir
 from .pipeline import TextToImagePipeline, unet_conditioning
-from .processes import process_state
-from .rundir import confirm_resume, start_run, tokenizer_of
+from .rundir import tokenizer_of
 from .text import StateCache, build_text_model, encode, is_frozen, load_tokenizer, tokenize
 
 log = logging.getLogger(__name__)
@@ -138,17 +136,7 @@ def train(config_path: str | Path | None, out: str | Path | None = None, overrid
     """
     cfg = config_io.load(GenConfig, config_path, overrides)
     run_dir = run_dir_for(cfg.name, out)
-    with start_run(run_dir, resume, overwrite) as checkpoint:
-        set_seed(cfg.train.seed)  # model initialisation is part of what a seed reproduces
-        with process_state().main_process_first():  # shapes data and the tokenizer are written by one process
-            task = GenTask(cfg, run_dir, checkpoint)
-        confirm_resume(run_dir, checkpoint, task.model, param_groups(task.model, cfg.train.lr, task.lr_scale))
-        config_io.save(cfg, run_dir / "config.yaml")  # only now: a resume that cannot start leaves it as it was
-        metrics = fit(task, cfg.train, run_dir, str(checkpoint) if checkpoint else None, cfg.data.num_workers)
-        summary = {"metrics": metrics, "skipped": task.skips.summary(), "notes": dict(task.skips.notes),
-                   "examples": len(task.dataset)}
-        if process_state().is_main_process:
-            atomic_write_text(run_dir / "summary.json", dumps(summary, indent=2))
+    task = train_in_run_dir(cfg, run_dir, lambda checkpoint: GenTask(cfg, run_dir, checkpoint), resume, overwrite)
     if task.skips.counts:
         log.warning("skipped %d data items: %s", sum(task.skips.counts.values()), task.skips.summary())
     return run_dir / "model"

@@ -115,3 +115,12 @@ def judge(captioner_dir):
     from caption.judge import Judge
 
     return Judge(captioner_dir, device="cpu")
+
+
+def one_error_line(capsys) -> str:
+    """The CLI's stderr: exactly one `error:` line and no traceback; returns the message."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, err
+    return lines[0]

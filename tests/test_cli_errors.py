@@ -18,16 +18,7 @@ from gen.config import ConfigError
 from gen.outputs import dumps
 from gen.shapes import ShapeSpec, render
 
-from conftest import CAPTION_TINY, GEN_TINY, ROOT
-
-
-def one_error_line(capsys) -> str:
-    """The CLI's stderr: exactly one `error:` line and no traceback; returns the message."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, err
-    return lines[0]
+from conftest import CAPTION_TINY, GEN_TINY, ROOT, one_error_line
 
 
 # ---------------------------------------------------------------- item 7: nonsense arguments

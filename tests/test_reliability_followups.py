@@ -22,7 +22,7 @@ from gen.checkpoint import Checkpoints, CorruptCheckpoint
 from gen.shapes import ShapeSpec, make_dataset, render
 from gen.train import train as gen_train
 
-from conftest import CAPTION_TINY, GEN_TINY
+from conftest import CAPTION_TINY, GEN_TINY, one_error_line
 
 NOTE_16BIT = "16-bit greyscale scaled to 8 bits (÷257)"
 TRAINERS = {"gen": (gen_train, GEN_TINY), "caption": (caption_train, CAPTION_TINY)}
@@ -31,14 +31,6 @@ TRAINERS = {"gen": (gen_train, GEN_TINY), "caption": (caption_train, CAPTION_TIN
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("shapes") / "data", count=128, size=16, seed=0)
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def grey16(path: Path, value: int = 65535 // 2) -> Path:
