@@ -21,7 +21,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gen.checkpoint_pipeline import load_generator
-from gen.data import UNREADABLE, SkipLog, read_folder, read_rgb, skip_reason
+from gen.data import SkipLog, read_folder, read_record_rgb
 from gen.outputs import atomic_write_text, dumps
 from gen.sample import generate_images
 from gen.shapes import ATTRIBUTES, RIGHT, check_strict, parse_caption
@@ -56,11 +56,10 @@ def read_samples(folder: Path) -> tuple[list[Image.Image], list[str], list[int |
     images, prompts, seeds = [], [], []
     skips = SkipLog()
     for rec in read_folder(folder, split=None, skips=skips):
-        try:
-            images.append(read_rgb(rec.path, skips))
-        except UNREADABLE as err:
-            skips.skip(rec.path.name, skip_reason(err), rec.row)
+        image = read_record_rgb(rec, skips)  # None: unreadable, counted in skips
+        if image is None:
             continue
+        images.append(image)
         prompts.append(rec.texts[0])
         seeds.append(rec.meta.get("seed"))
     return images, prompts, seeds

@@ -19,7 +19,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gen.cli import UserError
-from gen.data import UNREADABLE, SkipLog, read_folder, read_rgb, skip_reason
+from gen.data import SkipLog, read_folder, read_record_rgb
 from gen.outputs import atomic_write_text, dumps, refuse_existing, require_dir_or_missing
 from gen.shapes import ATTRIBUTES, RIGHT, UNSURE, WRONG, Verdict, check_strict, parse_caption
 
@@ -37,10 +37,8 @@ OUTPUTS = ("scores.jsonl", "summary.json", "report.html")
 def _load_items(samples_dir: Path, judge: Judge, skips: SkipLog) -> list[dict[str, Any]]:
     items = []
     for rec in read_folder(samples_dir, split=None, skips=skips):
-        try:  # read_rgb refuses FIFOs and decompression bombs, applies EXIF and scales 16-bit images
-            image = read_rgb(rec.path, skips)
-        except UNREADABLE as err:
-            skips.skip(rec.path.name, skip_reason(err), rec.row)
+        image = read_record_rgb(rec, skips)  # None: unreadable, counted in skips
+        if image is None:
             continue
         items.append({"file_name": rec.path.name, "prompt": rec.texts[0], "image": image,
                       "pixels": judge.pil_to_pixels(image)})

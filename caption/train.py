@@ -142,5 +142,5 @@ def train(config_path: str | Path | None, out: str | Path | None = None, overrid
     """
     cfg = config_io.load(CaptionConfig, config_path, overrides)
     run_dir = run_dir_for(cfg.name, out)
-    task = train_in_run_dir(cfg, run_dir, lambda checkpoint: CaptionTask(cfg, run_dir, checkpoint), resume, overwrite)
+    train_in_run_dir(cfg, run_dir, lambda checkpoint: CaptionTask(cfg, run_dir, checkpoint), resume, overwrite)
     return run_dir / "model"

@@ -69,6 +69,15 @@ def read_rgb(path: Path | bytes, skips: SkipLog | None = None) -> Image.Image:
     return image
 
 
+def read_record_rgb(rec: Record, skips: SkipLog) -> Image.Image | None:
+    """`read_rgb` for a data-set row; an unreadable image is counted in `skips` (with its row) and gives None."""
+    try:
+        return read_rgb(rec.path, skips)
+    except UNREADABLE as err:
+        skips.skip(rec.path.name, skip_reason(err), rec.row)
+        return None
+
+
 def load_image(path: Path | bytes, resolution: int, skips: SkipLog | None = None) -> torch.Tensor:
     return image_to_tensor(read_rgb(path, skips), resolution)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .data import UNREADABLE, SkipLog, read_folder, read_rgb, skip_reason
+from .data import SkipLog, read_folder, read_record_rgb
 from .shapes import ATTRIBUTES, RIGHT, UNSURE, check_strict, parse_caption
 
 
@@ -23,10 +23,8 @@ def oracle_accuracy(samples_dir: str | Path) -> dict[str, Any]:
         prompt = rec.texts[0]
         if len(parse_caption(prompt) or {}) != len(ATTRIBUTES):
             continue
-        try:  # read_rgb refuses FIFOs and decompression bombs, applies EXIF and scales 16-bit images
-            image = read_rgb(rec.path, skips)
-        except UNREADABLE as err:
-            skips.skip(rec.path.name, skip_reason(err), rec.row)
+        image = read_record_rgb(rec, skips)  # None: unreadable, counted in skips
+        if image is None:
             continue
         verdict = check_strict(image, prompt)
         for a in ATTRIBUTES:

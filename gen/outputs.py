@@ -101,3 +101,14 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_path(path: Path) -> bool:
+    """Delete a file or a whole folder; False when there was nothing there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+    else:
+        return False
+    return True

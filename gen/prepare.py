@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -18,7 +17,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .cli import UserError
-from .outputs import atomic_write_text, dumps, require_dir_or_missing
+from .outputs import atomic_write_text, dumps, remove_path, require_dir_or_missing
 
 log = logging.getLogger(__name__)
 # NAME → the module that reads it; each has INFO (a SourceInfo) and examples(package_dir).
@@ -81,11 +80,7 @@ def check_out(out: Path, overwrite: bool) -> None:
         raise UserError(f"{out} is not empty; pass --overwrite to replace an earlier `gen prepare` there, "
                         "or another OUT")
     for name in WRITTEN:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+        remove_path(out / name)
 
 
 def write_examples(examples: Iterator[Example], out: Path, info: SourceInfo) -> dict[str, int]:

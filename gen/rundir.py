@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
 import time
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from accelerate.utils import broadcast_object_list
 
 from .checkpoint import Checkpoints, check_checkpoint, check_fits, check_optimizer_fits
 from .cli import UserError
-from .outputs import require_dir_or_missing
+from .outputs import remove_path, require_dir_or_missing
 from .processes import process_state
 
 log = logging.getLogger(__name__)
@@ -132,13 +131,8 @@ def _settle(run_dir: Path, resume: str | None, overwrite: bool) -> Path | None:
     if overwrite:
         for name in RUN_OUTPUTS:
             path = run_dir / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-            else:
-                continue
-            log.warning("--overwrite: removed %s", path)
+            if remove_path(path):
+                log.warning("--overwrite: removed %s", path)
     return None
 
 
