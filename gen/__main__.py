@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the UNet: about a minute of compiling, then faster (docs/PERFORMANCE.md)")
     p.add_argument("--rerank", metavar="CAPTIONER|random",
                    help="best-of-N: keep the best of --candidates images per requested one, by this captioner's "
                         "judgement of its prompt (a `caption train` model folder), or at random (the baseline)")
@@ -96,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--precisions", default="no,bf16", help="precisions to time our training step in")
     p.add_argument("--out", help="also write the results here as JSON")
+    p.add_argument("--no-compile", dest="compiled", action="store_false",
+                   help="skip timing `gen sample --compile` (which first compiles for about a minute)")
     return parser
 
 
@@ -110,7 +114,8 @@ def _run(args: argparse.Namespace) -> int:
         prompts = args.prompt or read_prompts(args.prompts)
         make_scorer = _scorer_factory(args.rerank, args.judge_score, args.seed, args.device) if args.rerank else None
         print(sample_model(args.model_dir, prompts, args.out, args.num_per_prompt, args.steps, args.guidance,
-                           args.seed, args.batch_size, args.device, args.overwrite, args.candidates, make_scorer))
+                           args.seed, args.batch_size, args.device, args.overwrite, args.candidates, make_scorer,
+                           args.compile))
     elif args.command == "make-shapes":
         from .shapes import make_dataset
 
@@ -148,7 +153,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "bench":
         from .bench import bench
 
-        bench(args.config, args.overrides, args.precisions.split(","), args.out)
+        bench(args.config, args.overrides, args.precisions.split(","), args.out, args.compiled)
     return 0
 
 

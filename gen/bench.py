@@ -92,23 +92,37 @@ def train_speed(cfg: GenConfig, run_dir: Path, blocks: int = 6, per_block: int =
             "ours_precision": precision}
 
 
-def sample_speed(cfg: GenConfig, run_dir: Path, n: int = 16, blocks: int = 4) -> dict[str, float]:
-    """Sampling images/s at cfg.sample.steps DPM++ steps with CFG: our pipeline against the reference loop."""
+def sample_speed(cfg: GenConfig, run_dir: Path, n: int = 16, blocks: int = 4,
+                 compiled: bool = True) -> dict[str, Any]:
+    """Sampling images/s at cfg.sample.steps DPM++ steps with CFG: our pipeline against the reference loop.
+
+    With `compiled`, also `gen sample --compile`'s pipeline; its first call (the compiling) is timed apart
+    and left out of the median, as it is paid once per job.
+    """
     task = GenTask(cfg, run_dir)
     model = task.model.eval()
-    pipe = task.pipeline(copy.deepcopy(model)).for_sampling()  # as `gen sample` loads it
-    pipe.set_progress_bar_config(disable=True)
     prompts = ((cfg.sample.prompts or ["a red circle on the left"]) * n)[:n]
     steps, guidance = cfg.sample.steps, cfg.sample.guidance
     ref_scheduler = sampling_scheduler(task.scheduler)
     gens = [torch.Generator().manual_seed(i) for i in range(n)]
-    paths = {
-        "ours": lambda: pipe(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="pt"),
-        "reference": lambda: reference_sample(model, task.tokenizer, task.max_length, ref_scheduler, prompts, steps,
-                                              guidance, gens),
-    }
+
+    def ours(compile: bool) -> Callable[[], Any]:
+        pipe = task.pipeline(copy.deepcopy(model)).for_sampling(compile=compile)  # as `gen sample` loads it
+        pipe.set_progress_bar_config(disable=True)
+        return lambda: pipe(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="pt")
+
+    paths = {"ours": ours(False),
+             "reference": lambda: reference_sample(model, task.tokenizer, task.max_length, ref_scheduler, prompts,
+                                                   steps, guidance, gens)}
+    result: dict[str, Any] = {"steps": steps}
+    if compiled:
+        paths["ours_compiled"] = ours(True)
+        start = time.perf_counter()
+        paths["ours_compiled"]()
+        result["compile_s"] = time.perf_counter() - start
     seconds = _interleaved(paths, blocks, 1, warmup=1)
-    return {"steps": steps, "ours_images_per_s": n / seconds["ours"], "reference_images_per_s": n / seconds["reference"]}
+    result.update({f"{name}_images_per_s": n / s for name, s in seconds.items()})
+    return result
 
 
 def precision_speeds(cfg: GenConfig, run_dir: Path, precisions: list[str], steps: int = 6) -> dict[str, float]:
@@ -139,14 +153,14 @@ def machine() -> dict[str, Any]:
 
 
 def bench(config_path: str, overrides: list[str], precisions: list[str] | None = None,
-          out: str | None = None) -> dict[str, Any]:
+          out: str | None = None, compiled: bool = True) -> dict[str, Any]:
     """Speeds, ratios ours / reference, and steps/s per precision; printed, and written to `out` as JSON."""
     cfg = config_io.load(GenConfig, config_path, overrides)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     with tempfile.TemporaryDirectory() as tmp:
         train = train_speed(cfg, Path(tmp) / "t")
-        sample = sample_speed(cfg, Path(tmp) / "s")
+        sample = sample_speed(cfg, Path(tmp) / "s", compiled=compiled)
         per_precision = precision_speeds(cfg, Path(tmp) / "p", precisions or ["no", "bf16"])
     result = {
         "config": str(config_path), "batch_size": cfg.train.batch_size, "machine": machine(),
@@ -154,6 +168,8 @@ def bench(config_path: str, overrides: list[str], precisions: list[str] | None =
         "train_ratio": train["ours_images_per_s"] / train["reference_images_per_s"],
         "sample_ratio": sample["ours_images_per_s"] / sample["reference_images_per_s"],
     }
+    if "ours_compiled_images_per_s" in sample:  # `gen sample --compile`, after its one-off compile_s
+        result["sample_ratio_compiled"] = sample["ours_compiled_images_per_s"] / sample["reference_images_per_s"]
     print(json.dumps(result, indent=2))
     if out:
         Path(out).write_text(json.dumps(result, indent=2))

@@ -9,6 +9,7 @@ from diffusers import DiffusionPipeline, ImagePipelineOutput, SchedulerMixin, UN
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import GPT2Model, PreTrainedTokenizerBase
 
+from .compiling import compile_module
 from .text import encode, max_length_of, tokenize
 
 
@@ -49,12 +50,15 @@ class TextToImagePipeline(DiffusionPipeline):
         accepts = "generator" in inspect.signature(self.scheduler.step).parameters
         return {"generator": generator} if accepts else {}
 
-    def for_sampling(self, device: str | torch.device | None = None) -> "TextToImagePipeline":
+    def for_sampling(self, device: str | torch.device | None = None, compile: bool = False) -> "TextToImagePipeline":
         """Move to `device` and lay the UNet out channels-last: oneDNN's and cuDNN's convolutions run
-        faster on NHWC (measured in docs/PERFORMANCE.md). Outputs are unchanged up to float rounding."""
+        faster on NHWC (measured in docs/PERFORMANCE.md). Outputs are unchanged up to float rounding.
+        `compile` adds torch.compile (gen/compiling.py): faster per call after a minute of compiling."""
         if device is not None:
             self.to(device)
         self.unet.to(memory_format=torch.channels_last)
+        if compile:
+            compile_module(self.unet, self._execution_device)
         return self
 
     @torch.inference_mode()

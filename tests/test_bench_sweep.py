@@ -59,3 +59,24 @@ def test_sampling_defaults_come_from_the_models_saved_config(gen_run, tmp_path):
     out = sample_model(gen_run / "model", ["a red circle on the left"], tmp_path / "t", steps=2, guidance=1.5)
     row = json.loads((out / "metadata.jsonl").read_text().splitlines()[0])
     assert (row["steps"], row["guidance"]) == (2, 1.5)
+
+
+@pytest.mark.timeout(300)
+def test_compiled_sampling_draws_the_same_images(tiny_pipe):
+    # torch.compile (gen sample --compile) is a speed option: it must not change what is drawn.
+    prompts = ["a red circle on the left", "a blue square at the top"]
+    gens = lambda: [torch.Generator().manual_seed(i) for i in range(len(prompts))]  # noqa: E731
+    before = tiny_pipe(prompts, num_inference_steps=2, generator=gens(), output_type="pt").images
+    tiny_pipe.for_sampling("cpu", compile=True)
+    after = tiny_pipe(prompts, num_inference_steps=2, generator=gens(), output_type="pt").images
+    assert torch.allclose(before, after, atol=1e-4)
+
+
+def test_compile_falls_back_to_eager_without_a_cxx_compiler(tiny_pipe, monkeypatch, caplog):
+    import gen.compiling as compiling
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(compiling.shutil, "which", lambda name: None)
+    assert compiling.compile_module(tiny_pipe.unet, "cpu") is False
+    assert tiny_pipe.unet._compiled_call_impl is None  # still the eager module
+    assert "no C++ compiler" in caplog.text
