@@ -34,8 +34,8 @@ $(REAL_STAMP): $(STAMP)
 demo-real: $(REAL_STAMP)
 	test -f data/animals32/metadata.jsonl || $(PY) -m gen prepare animal-mnist data/animals32
 	$(PY) -m gen train configs/gen/animals32.yaml --out runs/real/gen --overwrite $(TRAIN_ARGS)
-	$(PY) -m gen sample runs/real/gen/model --prompts samples/real/prompts.txt --num-per-prompt 10 --steps 20 \
-		--guidance 3 --seed 0 --out samples/real --overwrite
+	$(PY) -m gen sample runs/real/gen/model --prompts samples/real/prompts.txt --num-per-prompt 10 --seed 0 \
+		--out samples/real --overwrite
 	$(PY) -m gen evaluate samples/real --real data/animals32 --overwrite
 
 clean:
