@@ -120,7 +120,8 @@ def _oracle_html(oracle: Mapping[str, bool | str] | None) -> str:
 
 
 def _card(row: Mapping) -> str:
-    """One image with its prompt, caption, score, rank and oracle verdicts."""
+    """One image with its prompt, caption, score, rank, and the oracle's verdicts where the row has them (a
+    plain-domain row has no oracle line at all)."""
     verdict = {True: "pass", False: "fail"}.get(row.get("passed"), "unknown")
     caption = row.get("caption")
     caption_html = _esc(caption) if caption is not None else "(no caption)"
@@ -131,8 +132,9 @@ def _card(row: Mapping) -> str:
         f'<div class="caption">{caption_html}</div>',
         f'<div class="meta">score {_esc(_fmt(row.get("score")))} · '
         f'rank {_esc(_fmt(row.get("rank")))}</div>',
-        _oracle_html(row.get("oracle")),
     ]
+    if "oracle" in row:
+        parts.append(_oracle_html(row["oracle"]))
     if row.get("skipped_reason"):
         parts.append(f'<div class="meta bad">skipped: {_esc(row["skipped_reason"])}</div>')
     parts.append("</div>")
