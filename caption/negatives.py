@@ -26,3 +26,11 @@ def distractors(prompt: str, pool: Sequence[str], k: int, rng: np.random.Generat
     others = sorted({p for p in pool if not domain.same_caption(p, prompt)} - set(hard))
     return hard + _draw(others, k - len(hard), rng)
 
+
+def other_label_distractors(prompt: str, label: str, pool: Sequence[tuple[str, str | None]], k: int,
+                            rng: np.random.Generator, domain: Domain) -> list[str]:
+    """Up to k prompts of other labels from (prompt, label) pairs. A prompt any row of `label` uses is never one,
+    so a paraphrase of the image's own class cannot count against it; neither can an unlabelled prompt."""
+    own = {p for p, lab in pool if lab == label}
+    others = sorted({p for p, lab in pool if lab is not None and lab != label} - own)
+    return _draw([p for p in others if not domain.same_caption(p, prompt)], k, rng)

@@ -3,8 +3,9 @@
 Per image: log p(prompt|image) with per-token log-probs, the debiased score, the rank of the prompt
 among distractors (R-precision), and a round-trip caption with exact match / BLEU-4 / CIDEr-D. What more
 there is depends on the folder's domain (gen/domains.py): shapes adds the judge's probability that each
-attribute is right and the strict pixel oracle; plain adds nothing, and no caption is parsed. Aggregates
-carry bootstrap 95% intervals; `headline` holds the few a person reads first (report.html's top).
+attribute is right and the strict pixel oracle; plain adds nothing, and no caption is parsed. Labelled
+rows add the judge's zero-shot class reading (caption/labels.py). Aggregates carry bootstrap 95%
+intervals; `headline` holds the few a person reads first (report.html's top).
 """
 from __future__ import annotations
 
@@ -28,32 +29,40 @@ from gen.shapes_verdict import RIGHT, UNSURE, WRONG
 from .attribute_probs import attribute_probs
 from .calibration import expected_calibration_error, reliability
 from .judge import Judge
+from .labels import Labels, class_scores, classifier_readings, find_labels, label_fields, label_headline, label_summary
 from .metrics import CiderD, auroc, bleu4, bootstrap_ci, bootstrap_stat, rank_of_true
-from .negatives import distractors
+from .negatives import distractors, other_label_distractors
 from .report import write_report
 
 log = logging.getLogger(__name__)
 OUTPUTS = ("scores.jsonl", "summary.json", "report.html")
 
 
-def _load_items(samples_dir: Path, judge: Judge, skips: SkipLog) -> list[dict[str, Any]]:
+def _load_items(samples_dir: Path, split: str | None, judge: Judge, skips: SkipLog) -> list[dict[str, Any]]:
+    """Readable rows (of `split`, when given; rows without a split always count) with their images."""
     items = []
-    for rec in read_folder(samples_dir, split=None, skips=skips):
+    for rec in read_folder(samples_dir, split=split, skips=skips):
         image = read_record_rgb(rec, skips)  # None: unreadable, counted in skips
         if image is None:
             continue
-        items.append({"file_name": rec.path.name, "prompt": rec.texts[0], "image": image,
+        items.append({"file_name": rec.path.name, "prompt": rec.texts[0], "image": image, "record": rec,
                       "pixels": judge.pil_to_pixels(image)})
     return items
 
 
-def _rank_against_distractors(judge: Judge, tokens: torch.Tensor, prompts: list[str], k: int,
-                              domain: Domain) -> list[dict]:
-    """R-precision: the domain's hard negatives, then other prompts."""
+def _rank_against_distractors(judge: Judge, tokens: torch.Tensor, prompts: list[str], k: int, domain: Domain,
+                              labels: Labels | None) -> list[dict]:
+    """R-precision. A labelled image's distractors are prompts of other labels only (a paraphrase of its own
+    class is no error); any other image's are the domain's hard negatives, then other prompts."""
     rng = np.random.default_rng(0)
+    of_item = labels.of_item if labels is not None else [None] * len(prompts)
+    pool = list(zip(prompts, of_item)) + (list(zip(labels.prompts, labels.classes)) if labels is not None else [])
     out = []
     for i, prompt in enumerate(tqdm(prompts, desc="R-precision", leave=False)):
-        cands = [prompt] + distractors(prompt, prompts, k, rng, domain)
+        label = of_item[i]
+        wrong = (distractors(prompt, prompts, k, rng, domain) if label is None
+                 else other_label_distractors(prompt, label, pool, k, rng, domain))
+        cands = [prompt] + wrong
         scores = judge.debiased(tokens[i:i + 1].repeat(len(cands), 1, 1), cands).tolist()
         best_other = max(scores[1:]) if len(cands) > 1 else float("-inf")
         out.append({"rank": rank_of_true(scores, 0), "candidates": len(cands), "margin": scores[0] - best_other,
@@ -113,20 +122,21 @@ def _oracle_headline(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _headline(rows: list[dict[str, Any]], skipped: int) -> list[dict[str, Any]]:
+def _headline(rows: list[dict[str, Any]], skipped: int, labels: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The numbers a person reads first, with bootstrap 95% intervals (report.html opens with them): the judge's
-    R@1, the oracle's numbers where there is an oracle, the skips."""
+    R@1, its class accuracy for labelled rows, the oracle's numbers where there is an oracle, the skips."""
     ranked = np.asarray([r["rank"] == 0 for r in rows], dtype=float)
     r_at_1 = {"key": "r_precision@1", "label": "judge R@1", "note": "the prompt scored above all its distractors "
-              "(hard negatives where the domain has them, then other prompts)", **bootstrap_stat(lambda i: float(ranked[i].mean()), len(rows))}
-    return [r_at_1, *_oracle_headline(rows),
+              "(hard negatives where the domain has them, then other prompts; for a labelled image, prompts of "
+              "other classes only)", **bootstrap_stat(lambda i: float(ranked[i].mean()), len(rows))}
+    return [r_at_1, *(label_headline(labels) if labels is not None else []), *_oracle_headline(rows),
             {"key": "skipped", "label": "skipped", "note": "rows not scored (see the list below)", "value": skipped}]
 
 
-def summarise(rows: list[dict[str, Any]], skips: SkipLog, alpha: float,
-              domain: Domain = domains.PLAIN) -> dict[str, Any]:
+def summarise(rows: list[dict[str, Any]], skips: SkipLog, alpha: float, domain: Domain = domains.PLAIN,
+              labels: dict[str, Any] | None = None) -> dict[str, Any]:
     """Means with bootstrap 95% intervals, R@1 and match rates; oracle accuracy and judge-vs-oracle AUROC in a
-    domain with an oracle."""
+    domain with an oracle; the judge's class accuracy (`labels`, caption/labels.py) for labelled rows."""
     keys = ("logp_sum", "logp_mean", "debiased", "margin", "exact_match", "bleu4", "cider_d")
     means = {k: _ci([float(r[k]) for r in rows]) for k in keys}
     means["r_precision@1"] = _ci([float(r["rank"] == 0) for r in rows])
@@ -140,7 +150,10 @@ def summarise(rows: list[dict[str, Any]], skips: SkipLog, alpha: float,
         found = {**_oracle_summary(judged, domain.attributes), "oracle_judged": len(judged)}
         table |= {**{f"oracle_{k}": v for k, v in found["oracle"].items()},
                   "auroc_judge_vs_oracle": found["auroc_vs_oracle"]["margin"]}
-    return {"alpha": alpha, "domain": domain.name, "headline": _headline(rows, skipped), "means": means,
+    if labels is not None:
+        found["labels"] = labels
+        table["judge_accuracy"] = labels["judge_accuracy"]["value"]
+    return {"alpha": alpha, "domain": domain.name, "headline": _headline(rows, skipped, labels), "means": means,
             **found, "table": table, "skipped_counts": skips.summary(), "skipped": skips.items,
             "notes": dict(skips.notes)}
 
@@ -190,14 +203,15 @@ def _domain_fields(judge: Judge, tokens: torch.Tensor, items: list[dict[str, Any
     return fields
 
 
-def _judge_rows(judge: Judge, items: list[dict[str, Any]], domain: Domain, k: int) -> list[dict[str, Any]]:
-    """One scores.jsonl row per image."""
+def _judge_rows(judge: Judge, items: list[dict[str, Any]], domain: Domain, k: int,
+                labels: Labels | None) -> tuple[list[dict[str, Any]], torch.Tensor]:
+    """One scores.jsonl row per image (without label fields), and the images' tokens (N, T_img, D)."""
     prompts = [it["prompt"] for it in items]
     pixels = torch.stack([it["pixels"] for it in items])  # (N, 3, S, S)
     tokens = judge.encode(pixels)  # (N, T_img, D)
     token_lps = judge.token_logprobs(tokens, prompts)
     prior = judge.prior(prompts).tolist()
-    ranks = _rank_against_distractors(judge, tokens, prompts, k, domain)
+    ranks = _rank_against_distractors(judge, tokens, prompts, k, domain, labels)
     captions = judge.caption(pixels)
     cider = CiderD([[p] for p in prompts])
     rows = []
@@ -209,7 +223,7 @@ def _judge_rows(judge: Judge, items: list[dict[str, Any]], domain: Domain, k: in
                      "debiased": total - judge.alpha * pr, **rk, "caption": cap,
                      "exact_match": domain.same_caption(cap, it["prompt"]), "bleu4": bleu4(cap, [it["prompt"]]),
                      "cider_d": cider.score(cap, [it["prompt"]]), **extra})
-    return rows
+    return rows, tokens
 
 
 def _write(out: Path, samples_dir: Path, items: list[dict[str, Any]], rows: list[dict[str, Any]],
@@ -219,7 +233,7 @@ def _write(out: Path, samples_dir: Path, items: list[dict[str, Any]], rows: list
     stored = {**_kept_sections(out / "summary.json", summary), **summary}
     atomic_write_text(out / "scores.jsonl", "".join(dumps(r) + "\n" for r in rows))
     atomic_write_text(out / "summary.json", dumps(stored, indent=2))
-    shown = ("oracle", "oracle_overall", "p_right")  # the ones a row has
+    shown = ("oracle", "oracle_overall", "p_right", "label", "judge_label")  # the ones a row has
     report_rows = [{"image": it["image"], "prompt": r["prompt"], "token_logprobs": r["token_logprobs"],
                     "caption": r["caption"], "score": r["margin"], "rank": r["rank"],
                     "passed": r["rank"] == 0,  # the judge's verdict; the oracle is shown beside it
@@ -230,11 +244,13 @@ def _write(out: Path, samples_dir: Path, items: list[dict[str, Any]], rows: list
 
 
 def score_folder(model_dir: str | Path, samples_dir: str | Path, out: str | Path | None = None,
-                 alpha: float | None = None, k: int = 20, overwrite: bool = False,
-                 domain: str | None = None) -> dict[str, Any]:
+                 alpha: float | None = None, k: int = 20, overwrite: bool = False, domain: str | None = None,
+                 split: str | None = None, labels_from: str | Path | None = None) -> dict[str, Any]:
     """Write scores.jsonl, summary.json and report.html for SAMPLES_DIR (any metadata.jsonl folder).
 
     `domain`: shapes or plain; by default the one SAMPLES_DIR/info.json declares, else plain (gen/domains.py).
+    `split`: score only rows of that split (a `gen prepare` folder's test images). `labels_from`: a labelled
+    data set whose captions give unlabelled prompts their class (caption/labels.py).
     Earlier outputs in OUT are refused unless `overwrite`. With it they are replaced, but sections of an
     existing summary.json that scoring does not write (such as the demo's `demo`) are kept.
     """
@@ -248,8 +264,18 @@ def score_folder(model_dir: str | Path, samples_dir: str | Path, out: str | Path
                     "shapes: pass --domain shapes if these are shapes prompts", samples_dir)
     out.mkdir(parents=True, exist_ok=True)
     judge, skips = Judge(model_dir, alpha), SkipLog()
-    items = _load_items(samples_dir, judge, skips)
+    items = _load_items(samples_dir, split, judge, skips)
     if not items:
-        raise UserError(f"{samples_dir}: no readable image with a prompt ({skips.summary()})")
-    rows = _judge_rows(judge, items, world, k)
-    return _write(out, samples_dir, items, rows, summarise(rows, skips, judge.alpha, world))
+        where = f" of split {split!r}" if split is not None else ""
+        raise UserError(f"{samples_dir}: no readable image with a prompt{where} ({skips.summary()})")
+    labels = find_labels([it["record"] for it in items], labels_from)
+    rows, tokens = _judge_rows(judge, items, world, k, labels)
+    section = None
+    if labels is not None:
+        scores = class_scores(judge, tokens, labels.prompts)
+        extra = label_fields(labels, scores, [it["record"] for it in items], samples_dir,
+                             classifier_readings(samples_dir))
+        for row, fields in zip(rows, extra):
+            row |= fields
+        section = label_summary(labels, scores, rows)
+    return _write(out, samples_dir, items, rows, summarise(rows, skips, judge.alpha, world, section))
