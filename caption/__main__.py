@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="where scores.jsonl, summary.json and report.html go (default: SAMPLES_DIR)")
     p.add_argument("--alpha", type=float, help="debiasing weight (default: the model's stored choice)")
     p.add_argument("--distractors", type=int, default=20)
+    p.add_argument("--domain",  # checked by gen.domains.get, which lists the choices (no import at parse time)
+                   help="what the prompts are: shapes (oracle, hard negatives) or plain (neither); default: the "
+                        "domain SAMPLES_DIR/info.json declares (`gen sample` writes it), else plain")
+    p.add_argument("--split", help="score only rows of this split (e.g. test, for a `gen prepare` folder)")
+    p.add_argument("--labels-from", metavar="DIR",
+                   help="a labelled data set (`gen prepare`) whose captions give each prompt its class, for the "
+                        "judge's zero-shot class accuracy; rows with a `label` need none")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the outputs of an earlier score (other summary.json sections are kept)")
 
@@ -90,7 +97,8 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "score":
         from .score import score_folder
 
-        summary = score_folder(args.model_dir, args.samples_dir, args.out, args.alpha, args.distractors, args.overwrite)
+        summary = score_folder(args.model_dir, args.samples_dir, args.out, args.alpha, args.distractors, args.overwrite,
+                               args.domain, args.split, args.labels_from)
         print(json.dumps(summary["table"], indent=2))
     elif args.command == "search":
         from .search import search

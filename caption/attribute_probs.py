@@ -1,11 +1,12 @@
 """The judge's probability that each attribute of a prompt is right, and its own reading of the image.
 
 For one attribute, the prompt competes only with its hard negatives for that attribute (the same
-prompt with that one word changed, caption/negatives.py). A softmax of the debiased scores over those
+prompt with that one word changed; the domain's `variants`, gen/domains.py). A softmax of the debiased scores over those
 captions is the judge's probability that the image shows the prompt's value rather than another, with
 everything else the prompt says held fixed; its argmax is the judge's reading of that attribute. The
 product over attributes is its probability that the whole prompt is right, treating them as
-independent. Prompts with no hard negatives (not shapes captions) get NaN: there is nothing to compare.
+independent. Prompts with no variants (not shapes captions, or a domain with no attributes) get NaN:
+there is nothing to compare.
 """
 from __future__ import annotations
 
@@ -15,10 +16,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from gen.shapes import ATTRIBUTES, parse_caption
+from gen.domains import Domain
 
 from .judge import Judge
-from .negatives import VALUES, swap
 
 
 @dataclass
@@ -31,24 +31,11 @@ class AttributeProbs:
     all: np.ndarray  # (N,) product of the stated attributes' probabilities, NaN when none is stated
 
 
-def variants(prompt: str) -> dict[str, list[tuple[str, str]]]:
-    """Per stated attribute, (value, caption) for the prompt's own value first, then every other value."""
-    stated = parse_caption(prompt) or {}
-    out: dict[str, list[tuple[str, str]]] = {}
-    for attribute in ATTRIBUTES:
-        if attribute not in stated:
-            continue
-        options = [(stated[attribute], prompt)]
-        options += [(v, text) for v in VALUES[attribute] if (text := swap(prompt, attribute, v)) is not None]
-        if len(options) > 1:
-            out[attribute] = options
-    return out
-
-
-def attribute_probs(judge: Judge, tokens: torch.Tensor, prompts: Sequence[str],
+def attribute_probs(judge: Judge, tokens: torch.Tensor, prompts: Sequence[str], domain: Domain,
                     temperature: float = 1.0) -> AttributeProbs:
-    """Score each image (tokens (N, T_img, D)) against its prompt and every one-word variant of it."""
-    plans = [variants(p) for p in prompts]
+    """Score each image (tokens (N, T_img, D)) against its prompt and every one-word variant the domain makes."""
+    attributes = domain.attributes
+    plans = [domain.variants(p) for p in prompts]
     owner, texts = [], []
     for i, (prompt, plan) in enumerate(zip(prompts, plans)):
         unique = [prompt] + sorted({text for options in plan.values() for _, text in options} - {prompt})
@@ -57,8 +44,8 @@ def attribute_probs(judge: Judge, tokens: torch.Tensor, prompts: Sequence[str],
     flat = judge.debiased(tokens[owner], texts).numpy() if texts else np.empty(0)
     scores = {(i, t): s for i, t, s in zip(owner, texts, flat)}
     n = len(prompts)
-    probs = {a: np.full(n, np.nan) for a in ATTRIBUTES}
-    reading: dict[str, list[str | None]] = {a: [None] * n for a in ATTRIBUTES}
+    probs = {a: np.full(n, np.nan) for a in attributes}
+    reading: dict[str, list[str | None]] = {a: [None] * n for a in attributes}
     for i, plan in enumerate(plans):
         for attribute, options in plan.items():
             logits = np.array([scores[i, text] for _, text in options]) / temperature
@@ -66,7 +53,7 @@ def attribute_probs(judge: Judge, tokens: torch.Tensor, prompts: Sequence[str],
             p /= p.sum()
             probs[attribute][i] = p[0]
             reading[attribute][i] = options[int(np.argmax(logits))][0]
-    stacked = np.stack([probs[a] for a in ATTRIBUTES])  # (A, N)
+    stacked = np.stack([probs[a] for a in attributes]) if attributes else np.full((1, n), np.nan)  # (A, N)
     stated = ~np.isnan(stacked)
     joint = np.where(stated.any(axis=0), np.prod(np.where(stated, stacked, 1.0), axis=0), np.nan)
     return AttributeProbs(np.array([scores[i, p] for i, p in enumerate(prompts)]), probs, reading, joint)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gen.domains import of_model
 from gen.evaluate import oracle_accuracy
 from gen.outputs import atomic_write_text, dumps
 from gen.pipeline import TextToImagePipeline
@@ -70,7 +71,7 @@ def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: 
     pipe = TextToImagePipeline.from_pretrained(gen_dir).for_sampling()
     settings = sampling_defaults(gen_dir)  # the sampler the config chose (docs/PERFORMANCE.md)
     sample_to_folder(pipe, prompts, out, num_per_prompt=per_prompt, steps=settings.steps, guidance=settings.guidance,
-                     seed=SEED, overwrite=True)
+                     seed=SEED, overwrite=True, domain=of_model(gen_dir))
     clock["sampling_s"] = time.monotonic() - t
     print("[5/5] scoring", flush=True)
     t = time.monotonic()

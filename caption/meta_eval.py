@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from gen.shapes import ATTRIBUTES, all_combinations, caption, render
+from gen.shapes_negatives import corrupt
 
 from .judge import Judge
 from .metrics import auroc, rank_of_true, spearman
-from .negatives import corrupt
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
 

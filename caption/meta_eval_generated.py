@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from gen import domains
 from gen.checkpoint_pipeline import load_generator
 from gen.data import SkipLog, read_folder, read_record_rgb
 from gen.outputs import atomic_write_text, dumps
@@ -76,7 +77,7 @@ def run_length(prompts: Sequence[str]) -> int:
 def judged_rows(judge: Judge, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[dict[str, Any]]:
     """Per image: the strict oracle's verdicts and shape margin, and the judge's probabilities and readings."""
     tokens = judge.encode(torch.stack([judge.pil_to_pixels(im) for im in images]))  # (N, T_img, D)
-    found = attribute_probs(judge, tokens, prompts)
+    found = attribute_probs(judge, tokens, prompts, domains.SHAPES)
     rows = []
     for i, (image, prompt) in enumerate(zip(images, prompts)):
         verdict = check_strict(image, prompt)

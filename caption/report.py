@@ -119,8 +119,16 @@ def _oracle_html(oracle: Mapping[str, bool | str] | None) -> str:
     return f'<div class="meta">oracle: {" · ".join(items)}</div>'
 
 
+def _label_html(row: Mapping) -> str:
+    """The image's class and the judge's reading of it (label-aware scoring, caption/labels.py)."""
+    label, read = row.get("label"), row.get("judge_label")
+    css = "meta" if label is None else f"meta {'ok' if read == label else 'bad'}"
+    return f'<div class="{css}">label {_esc(_fmt(label))} · judge reads {_esc(_fmt(read))}</div>'
+
+
 def _card(row: Mapping) -> str:
-    """One image with its prompt, caption, score, rank and oracle verdicts."""
+    """One image with its prompt, caption, score, rank, and the oracle's verdicts and the class where the row
+    has them (a plain-domain row has no oracle line at all)."""
     verdict = {True: "pass", False: "fail"}.get(row.get("passed"), "unknown")
     caption = row.get("caption")
     caption_html = _esc(caption) if caption is not None else "(no caption)"
@@ -131,8 +139,11 @@ def _card(row: Mapping) -> str:
         f'<div class="caption">{caption_html}</div>',
         f'<div class="meta">score {_esc(_fmt(row.get("score")))} · '
         f'rank {_esc(_fmt(row.get("rank")))}</div>',
-        _oracle_html(row.get("oracle")),
     ]
+    if "oracle" in row:
+        parts.append(_oracle_html(row["oracle"]))
+    if "judge_label" in row:
+        parts.append(_label_html(row))
     if row.get("skipped_reason"):
         parts.append(f'<div class="meta bad">skipped: {_esc(row["skipped_reason"])}</div>')
     parts.append("</div>")

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 
 from gen import config as config_io
+from gen import domains
 from gen.check_data import format_summary
 from gen.checkpoint import run_dir_for
 from gen.config import DataConfig, TrainConfig
@@ -20,12 +21,10 @@ from gen.model_card import write_model_card
 from gen.run import train_in_run_dir
 from gen.outputs import atomic_dir
 from gen.rundir import tokenizer_of
-from gen.shapes import ATTRIBUTES, parse_caption
 from gen.text import load_tokenizer, tokenize, train_tokenizer
 
 from .augment import AugmentConfig, augment
 from .model import Captioner, CaptionerConfig, build_captioner
-from .negatives import same_caption
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +57,10 @@ def split_records(records: Sequence[Record], cfg: EvalConfig) -> dict[str, list[
     return {"train": [r for r in records if not held(r)], "val": [r for r in records if held(r)], "unseen": []}
 
 
-def is_exact(caption: str, record: Record) -> bool:
-    """Shapes rows: the caption states exactly the true attributes (any phrasing); else any reference's text."""
-    if all(a in record.meta for a in ATTRIBUTES):
-        return parse_caption(caption) == {a: record.meta[a] for a in ATTRIBUTES}
-    return any(same_caption(caption, t) for t in record.texts)
+def is_exact(caption: str, record: Record, domain: domains.Domain) -> bool:
+    """The caption says what one of the row's references says, as the domain compares captions (shapes: the
+    same colour, shape and position in any phrasing; plain: the same normalised text)."""
+    return any(domain.same_caption(caption, t) for t in record.texts)
 
 
 class CaptionTask:
@@ -70,6 +68,7 @@ class CaptionTask:
 
     def __init__(self, cfg: CaptionConfig, run_dir: Path, resume_from: Path | None = None) -> None:
         self.cfg, self.run_dir, self.skips = cfg, run_dir, SkipLog()
+        self.domain = domains.get(domains.of_data(cfg.data.source, cfg.data.path))
         self.lr_scale: dict[str, float] = {}
         records = read_records(cfg.data, default_dir=run_dir, skips=self.skips, all_splits=True)
         parts = split_records(records, cfg.eval)
@@ -115,7 +114,7 @@ class CaptionTask:
                 pixels = batch["pixel_values"].to(device)
                 losses.append(float(self._nll(model, pixels, batch["text"])) * len(batch["text"]))
                 captions = model.generate(pixels, self.tokenizer)
-                hits += sum(is_exact(c, ds.records[i]) for c, i in zip(captions, batch["index"]))
+                hits += sum(is_exact(c, ds.records[i], self.domain) for c, i in zip(captions, batch["index"]))
                 n += len(captions)
             if n:
                 metrics[f"{name}/loss"], metrics[f"{name}/exact_match"] = sum(losses) / n, hits / n

@@ -112,7 +112,8 @@ def _run(args: argparse.Namespace) -> int:
         from .sample import read_prompts, sample_model
 
         prompts = args.prompt or read_prompts(args.prompts)
-        make_scorer = _scorer_factory(args.rerank, args.judge_score, args.seed, args.device) if args.rerank else None
+        make_scorer = (_scorer_factory(args.rerank, args.judge_score, args.seed, args.device, args.model_dir)
+                       if args.rerank else None)
         print(sample_model(args.model_dir, prompts, args.out, args.num_per_prompt, args.steps, args.guidance,
                            args.seed, args.batch_size, args.device, args.overwrite, args.candidates, make_scorer,
                            args.compile))
@@ -157,8 +158,8 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scorer_factory(rerank: str, kind: str, seed: int, device: str | None):
-    """What builds the --rerank scorer: the random baseline, or a captioner's judge."""
+def _scorer_factory(rerank: str, kind: str, seed: int, device: str | None, model_dir: str):
+    """What builds the --rerank scorer: the random baseline, or a captioner's judge in the generator's domain."""
     from .rerank import RandomScorer
 
     if rerank == "random":
@@ -172,7 +173,9 @@ def _scorer_factory(rerank: str, kind: str, seed: int, device: str | None):
         # gen's modules never depend on caption (STYLE.md), gen/rerank.py's Scorer protocol is all they see.
         from caption.scorer import JudgeScorer
 
-        return JudgeScorer(rerank, kind, device=device)
+        from .domains import of_model
+
+        return JudgeScorer(rerank, kind, device=device, domain=of_model(model_dir))
     return load
 
 

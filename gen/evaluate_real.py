@@ -10,7 +10,8 @@
   distance has a bias that grows as the count shrinks, so a floor at the same count is the fair comparison.
 
 Each sample's label is its row's `label`, else its prompt looked up among the real set's captions; prompts that
-map to no label are counted and left out.
+map to no label are counted and left out. evaluation.json lists every judged image's label and the classifier's
+reading (`predictions`), so `caption score` can measure how often its judge agrees with the classifier.
 """
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ def label_of(rec: Record) -> str | None:
     """A row's label as text (metadata.jsonl may hold 3 or "cat"), or None without one."""
     label = rec.meta.get("label")
     return str(label) if isinstance(label, (str, int)) and not isinstance(label, bool) else None
+
+
+def row_name(rec: Record, folder: str | Path) -> str:
+    """The image as its row names it: the path relative to the data-set folder (rows hold resolved paths)."""
+    return rec.path.relative_to(Path(folder).resolve()).as_posix()
 
 
 def caption_labels(records: Sequence[Record]) -> dict[str, str]:
@@ -134,6 +140,8 @@ def evaluate_samples(samples_dir: str | Path, real_dir: str | Path, test_split: 
     wanted = [index[known[i][1]] for i in kept]
     gen_pred, gen_feats = predict(model, gen_pixels)
     got = gen_pred.tolist()
+    predictions = [{"file_name": row_name(known[i][0], samples_dir), "label": classes[w], "predicted": classes[g]}
+                   for i, w, g in zip(kept, wanted, got)]
 
     n = len(wanted)
     train_sample = labelled(real, "train", classes)
@@ -148,7 +156,7 @@ def evaluate_samples(samples_dir: str | Path, real_dir: str | Path, test_split: 
         "per_class": per_class(classes, wanted, got),
         "n_generated": n, "n_real_test": len(test_true), "n_floor": len(floor_pixels),
         "unknown_prompts": dict(unknown), "skipped": skips.summary(), "test_split": test_split,
-        "classifier": {k: v for k, v in info.items() if k != "fingerprint"},
+        "classifier": {k: v for k, v in info.items() if k != "fingerprint"}, "predictions": predictions,
     }
     summary["cas_over_real"] = (summary["cas"] / real_accuracy if summary["cas"] is not None and real_accuracy
                                 else None)

@@ -20,6 +20,7 @@ from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
 from . import config as config_io
+from . import domains
 from .cli import UserError
 from .config import GenConfig, SampleConfig
 from .outputs import OutputExists, atomic_write_text, dumps, require_dir_or_missing
@@ -29,8 +30,8 @@ from .rerank import Scorer, best_of, candidate_seed
 log = logging.getLogger(__name__)
 IMAGE_NAME = re.compile(r"^\d{5}-seed-?\d+\.png$")  # what sample_to_folder names its images
 # Files of a samples folder that describe its images: stale once the images are replaced.
-DERIVED = ("metadata.jsonl", "grid.png", "scores.jsonl", "summary.json", "report.html", "evaluation.json",
-           "evaluation.html", "per_class_grid.png")
+DERIVED = ("metadata.jsonl", "grid.png", "info.json", "scores.jsonl", "summary.json", "report.html",
+           "evaluation.json", "evaluation.html", "per_class_grid.png")
 
 
 def read_prompts(path: str | Path) -> list[str]:
@@ -108,8 +109,12 @@ def prepare_output(out: Path, overwrite: bool) -> None:
 
 def sample_to_folder(pipe: TextToImagePipeline, prompts: Sequence[str], out: str | Path, num_per_prompt: int = 1,
                      steps: int = 20, guidance: float = 3.0, seed: int = 0, batch_size: int = 32,
-                     overwrite: bool = False, candidates: int = 1, scorer: Scorer | None = None) -> Path:
+                     overwrite: bool = False, candidates: int = 1, scorer: Scorer | None = None,
+                     domain: str | None = None) -> Path:
     """Image i gets seed `seed + i` (EDM's one-seed-per-image), so any single image can be re-made alone.
+
+    `domain` (gen/domains.py), when given, is declared in OUT/info.json, so `caption score` knows whether the
+    prompts are shapes captions (with an oracle) without guessing from their words.
 
     Best-of-N: with a `scorer`, image i is the best by its score of `candidates` N images with seeds
     seed + i*N + k (gen/rerank.py), and its metadata.jsonl row lists every candidate's seed and score.
@@ -140,6 +145,8 @@ def sample_to_folder(pipe: TextToImagePipeline, prompts: Sequence[str], out: str
                         "candidates": [{"seed": c, "score": x} for (_, c), x in zip(jobs[own], scores[own])]}
             rows.append(row)
     save_grid(images, out / "grid.png", nrow=max(num_per_prompt, 8) if num_per_prompt > 1 else 8)
+    if domain is not None:
+        domains.declare(out, domain)
     atomic_write_text(out / "metadata.jsonl", "".join(dumps(r) + "\n" for r in rows))  # last: names only real files
     return out
 
@@ -184,4 +191,4 @@ def sample_model(model_dir: str | Path, prompts: Sequence[str], out: str | Path,
     pipe = TextToImagePipeline.from_pretrained(model_dir).for_sampling(device, compile=compile)
     scorer = make_scorer() if make_scorer is not None else None
     return sample_to_folder(pipe, prompts, out, num_per_prompt, steps, guidance, seed, batch_size, overwrite,
-                            candidates, scorer)
+                            candidates, scorer, domains.of_model(model_dir))

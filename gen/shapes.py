@@ -260,6 +260,7 @@ def make_dataset(
             rows.write(json.dumps(_write_example(out, index, spec, split, size, seed)) + "\n")
     (out / "heldout.json").write_text(json.dumps([c.as_dict() for c in held], indent=1))
     info = {
+        "domain": "shapes",  # what `caption score` reads to check prompts with the oracle (gen/domains.py)
         "count": count,
         "size": size,
         "seed": seed,

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, SchedulerMixin, UniPCMultistepScheduler
 
 from .cli import UserError
+from .domains import of_model
 from .evaluate import oracle_accuracy
 from .pipeline import TextToImagePipeline
 from .sample import sample_to_folder
@@ -54,7 +55,8 @@ def sweep(model_dir: str | Path, prompts: Sequence[str], out: str | Path, settin
         pipe.scheduler = scheduler_for(name, base)
         folder = Path(out) / f"{name}-{steps}"
         start = time.perf_counter()
-        sample_to_folder(pipe, prompts, folder, num_per_prompt, steps, guidance, seed, overwrite=overwrite)
+        sample_to_folder(pipe, prompts, folder, num_per_prompt, steps, guidance, seed, overwrite=overwrite,
+                         domain=of_model(model_dir))
         seconds = time.perf_counter() - start
         acc = oracle_accuracy(folder)
         rows.append({"sampler": name, "steps": steps, **acc, "seconds_per_image": seconds / acc["n"]})

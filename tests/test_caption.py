@@ -16,6 +16,7 @@ from transformers import GPT2LMHeadModel
 from caption.augment import AugmentConfig, photometric_noise
 from caption.model import Captioner, CaptionerConfig, EncoderConfig, ImageEncoder, build_captioner
 from caption.train import EvalConfig, is_exact, split_records
+from gen import domains
 from gen.config import TextConfig
 from gen.data import Record
 from gen.text import PretrainedNotFound, tokenize
@@ -265,18 +266,18 @@ def test_split_records_by_hash_is_stable_and_disjoint():
 
 def test_is_exact_for_shapes_rows():
     rec = Record(Path("x.png"), ["a red circle on the left"], {"color": "red", "shape": "circle", "position": "left"})
-    assert is_exact("a red circle on the left", rec)
-    assert is_exact("there is a red circle on the left of the image", rec)  # any phrasing
-    assert is_exact("red circle on the left", rec)
-    assert not is_exact("a red circle", rec)  # position missing
-    assert not is_exact("a blue circle on the left", rec)
+    assert is_exact("a red circle on the left", rec, domains.SHAPES)
+    assert is_exact("there is a red circle on the left of the image", rec, domains.SHAPES)  # any phrasing
+    assert is_exact("red circle on the left", rec, domains.SHAPES)
+    assert not is_exact("a red circle", rec, domains.SHAPES)  # position missing
+    assert not is_exact("a blue circle on the left", rec, domains.SHAPES)
 
 
 def test_is_exact_for_other_rows():
     rec = Record(Path("x.png"), ["A dog runs on the beach.", "a dog at the sea"], {})
-    assert is_exact("a dog runs on the beach", rec)
-    assert is_exact("A DOG AT THE SEA!", rec)
-    assert not is_exact("a cat runs on the beach", rec)
+    assert is_exact("a dog runs on the beach", rec, domains.PLAIN)
+    assert is_exact("A DOG AT THE SEA!", rec, domains.PLAIN)
+    assert not is_exact("a cat runs on the beach", rec, domains.PLAIN)
 
 
 def test_photometric_noise_tints_and_noises_only_the_picked_share():

@@ -87,6 +87,10 @@ def test_cas_per_class_fd_and_outputs(real_dir, samples_dir):
     assert summary["classifier"]["cached"] is False and summary["classifier"]["train_images"] == 36
     written = json.loads((samples_dir / "evaluation.json").read_text())
     assert written["cas"] == summary["cas"] and set(written) >= {"cas", "real_accuracy", "fd", "fd_floor", "per_class"}
+    # Per image (for `caption score`'s judge-vs-classifier agreement): the one miss is the red prompt drawn blue.
+    assert [(p["file_name"], p["label"], p["predicted"]) for p in written["predictions"]] == [
+        ("00000-seed0.png", "red", "red"), ("00001-seed1.png", "red", "red"), ("00002-seed2.png", "red", "blue"),
+        ("00003-seed3.png", "blue", "blue"), ("00004-seed4.png", "blue", "blue"), ("00005-seed5.png", "green", "green")]
     grid = Image.open(samples_dir / "per_class_grid.png")
     assert grid.size == (10 * 10 + 2, 3 * 10 + 2)  # 3 classes × 10 cells of 8 px + 2 px padding
     page = (samples_dir / "evaluation.html").read_text()

@@ -115,7 +115,7 @@ def test_item17_score_refuses_then_keeps_the_demo_section(captioner_dir, tmp_pat
     assert caption_main(["score", str(captioner_dir), str(folder)]) == 2
     assert "--overwrite" in capsys.readouterr().err
 
-    summary = score_folder(captioner_dir, folder, k=2, overwrite=True)
+    summary = score_folder(captioner_dir, folder, k=2, overwrite=True, domain="shapes")
     stored = strict_json((folder / "summary.json").read_text())  # no NaN: undefined values are null
     assert stored["demo"] == demo  # kept
     assert stored["table"]["images"] == 2  # replaced

@@ -84,7 +84,7 @@ def test_score_folder_headline_on_right_wrong_and_unsure_images(captioner_dir, t
         image.save(folder / f"{i}.png")
     (folder / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f"{i}.png", "text": t}) + "\n"
                                                    for i, (_, t) in enumerate(made)))
-    summary = score_folder(captioner_dir, folder, k=5)
+    summary = score_folder(captioner_dir, folder, k=5, domain="shapes")
     scored = [json.loads(line) for line in (folder / "scores.jsonl").read_text().splitlines()]
     assert [r["oracle_overall"] for r in scored] == ["right", "wrong", "unsure"]
     assert [r["oracle_pass"] for r in scored] == [True, False, None]
@@ -112,6 +112,6 @@ def test_score_folder_headline_without_an_oracle(captioner_dir, tmp_path):
                                                    for i, t in enumerate(texts)))
     summary = score_folder(captioner_dir, folder, k=1)
     assert [item["key"] for item in summary["headline"]] == ["r_precision@1", "skipped"]
-    assert summary["oracle"] == {} and summary["calibration"] is None
+    assert summary["domain"] == "plain" and "oracle" not in summary and "calibration" not in summary
     page = (folder / "report.html").read_text(encoding="utf-8")
     assert "judge R@1" in page and "oracle: all right" not in page and "all images (2)" in page

@@ -8,12 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from caption.attribute_probs import attribute_probs, variants
+from caption.attribute_probs import attribute_probs
 from caption.scorer import JudgeScorer
+from gen import domains
 from gen.__main__ import main as gen_main
 from gen.cli import UserError
 from gen.rerank import RandomScorer, best_of, candidate_seed
 from gen.sample import sample_to_folder
+from gen.shapes_negatives import variants
 
 PROMPTS = ["a red circle on the left", "a blue square at the top"]
 
@@ -130,7 +132,7 @@ def test_attribute_probs_are_softmaxes_over_one_word_variants(judge):
     pixels = torch.stack([judge.pil_to_pixels(Image.new("RGB", (16, 16), c)) for c in ((200, 30, 30), (30, 30, 200))])
     tokens = judge.encode(pixels)
     prompts = ["a red circle on the left", "a photo of a cat"]
-    found = attribute_probs(judge, tokens, prompts)
+    found = attribute_probs(judge, tokens, prompts, domains.SHAPES)
     options = variants(prompts[0])["shape"]
     logits = judge.debiased(tokens[[0] * len(options)], [t for _, t in options]).numpy()
     expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()

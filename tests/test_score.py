@@ -13,10 +13,14 @@ from PIL import Image
 from caption.describe import describe
 from caption.judge import DEFAULT_ALPHA, Judge, null_images
 from caption.meta_eval import build_ladders, meta_eval
-from caption.negatives import corrupt, distractors, hard_negatives, same_caption, swap
+from caption.negatives import distractors
 from caption.score import score_folder
 from caption.search import search
+from gen import domains
 from gen.shapes import ATTRIBUTES, COLORS, POSITIONS, SHAPES, ShapeSpec, all_combinations, parse_caption, phrasings, render
+from gen.shapes_negatives import corrupt, hard_negatives, swap
+
+same_caption = domains.SHAPES.same_caption
 
 SPECS = [ShapeSpec("red", "circle", "left"), ShapeSpec("blue", "square", "top"),
          ShapeSpec("green", "triangle", "center"), ShapeSpec("orange", "circle", "bottom"),
@@ -49,6 +53,7 @@ def samples(tmp_path):
         {"file_name": "blank.png", "text": ""},
     ]
     (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    domains.declare(folder, "shapes")  # what `gen sample` writes for a shapes generator
     return folder
 
 
@@ -99,7 +104,7 @@ def test_score_folder_defaults_to_the_samples_folder(captioner_dir, tmp_path):
     folder = tmp_path / "s"
     rows = write_good_images(folder)[:2]
     (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    summary = score_folder(captioner_dir, folder, k=3)
+    summary = score_folder(captioner_dir, folder, k=3, domain="shapes")
     assert (folder / "scores.jsonl").is_file() and (folder / "report.html").is_file()
     assert summary["table"]["skipped"] == 0 and summary["skipped"] == []
     assert all(json.loads(line)["candidates"] == 4 for line in (folder / "scores.jsonl").read_text().splitlines())
@@ -232,9 +237,9 @@ def test_distractors():
     pool = ["a red circle on the left", "a blue square at the top", "there is a red circle on the left",
             "a green triangle in the center"]
     rng = np.random.default_rng(0)
-    few = distractors(pool[0], pool, 5, rng)
+    few = distractors(pool[0], pool, 5, rng, domains.SHAPES)
     assert len(few) == 5 and all(len(differences(pool[0], d)) == 1 for d in few)
-    many = distractors(pool[0], pool, 20, rng)
+    many = distractors(pool[0], pool, 20, rng, domains.SHAPES)
     assert len(many) == 15  # 13 hard negatives + 2 prompts that mean something else
     assert "a blue square at the top" in many and "there is a red circle on the left" not in many
     assert not any(same_caption(d, pool[0]) for d in many)
