@@ -1,5 +1,5 @@
 """Noise and generator-like artefacts for captioner training images: what generated images show and clean renders
-do not. Everything is off by default; `configs/caption/shapes32.yaml` turns on the tint and noise only.
+do not. Everything is off by default; `configs/caption/shapes32.yaml` turns all of it on (measured in docs/judge.md).
 
 The artefacts are candidates for a judge that stays right (and unsure where it should be) on imperfect generated
 images (issue 9): blur, small elastic warps, morphological opening and closing (lumpy, bitten or swollen
