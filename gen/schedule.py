@@ -36,7 +36,9 @@ class BudgetPlan:
 
     The first fix uses steps [skip, skip + measure). A machine can slow down later (another job starts,
     thermal limits), which would cut the cosine short at the hard stop, so at 25%, 50% and 75% of the
-    budget the pace since the last check re-fixes the total when it is more than 3% off. `margin`
+    budget the pace since the last check re-fixes the total when it is more than 3% off. A machine can
+    also speed up (a job sharing it ends): then the planned steps run out before the budget's checkpoints
+    do, so each check also comes at that share of the planned steps, whichever is first. `margin`
     leaves room for checkpoints and evaluation. Everything the plan knows is in `state`, which
     checkpoints store, so a resumed run re-plans exactly as the uninterrupted one would.
     """
@@ -69,7 +71,8 @@ class BudgetPlan:
                 self._refix(step, elapsed_s, first=True)
                 return True
             return False
-        if state["checks"] < len(self.REPLAN_AT) and elapsed_s >= self.REPLAN_AT[state["checks"]] * self.budget_s:
+        share = self.REPLAN_AT[state["checks"]] if state["checks"] < len(self.REPLAN_AT) else None
+        if share is not None and (elapsed_s >= share * self.budget_s or step >= share * self.schedule.total):
             state["checks"] += 1
             return self._refix(step, elapsed_s, first=False)
         return False

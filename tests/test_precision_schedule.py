@@ -75,7 +75,30 @@ def test_budget_plan_refixes_the_total_when_the_machine_slows_down():
         plan.observe(step, elapsed)
     assert plan.state["checks"] == 2
     assert schedule.total < first
-    assert schedule.total == pytest.approx(step + (576 - elapsed) / 2.0, abs=2)
+    # The first check came at a quarter of the 576 planned steps (step 144, 144 s); the second, at half the
+    # budget, re-fixes from the pace since then: 6 steps at 1 s and 75 at 2 s.
+    assert (step, elapsed) == (225, 300.0)
+    assert schedule.total == 225 + int((576 - 300) / ((300 - 144) / (225 - 144)))
+
+
+def test_budget_plan_refixes_the_total_when_the_machine_speeds_up():
+    # Slow while another job shares the machine (5 s a step), then fast (0.1 s): the 115 planned steps would
+    # run out at 124 s, before the first re-check by time (150 s), ending the run with 4/5 of its budget unused.
+    schedule = WarmupCosine(100, 10000)
+    plan = BudgetPlan(schedule, max_steps=10000, warmup_steps=100, minutes=10)
+    elapsed, step = 0.0, 0
+    while step < 23:
+        step += 1
+        elapsed += 5.0
+        plan.observe(step, elapsed)
+    assert schedule.total == 23 + int((576 - 115) / 5.0) == 115
+    while step < schedule.total and step < 20000:
+        step += 1
+        elapsed += 0.1
+        plan.observe(step, elapsed)
+    # Re-fixed at a quarter of the planned steps (step 29) from the faster pace; the run now fills its budget.
+    assert schedule.total == step > 4000
+    assert 0.9 * 576 < elapsed < 577  # 576 s: the budget less its 4% margin
 
 
 def test_budget_plan_fixes_the_total_from_the_measured_speed():
