@@ -69,7 +69,11 @@ def find_labels(records: Sequence[Record], labels_from: str | Path | None = None
         if labels_from:
             log.warning("no scored prompt is a caption of %s: no label-aware scores", labels_from)
         return None
-    prompts = [class_prompt([r for r in source if label_of(r) == c]) for c in classes]
+    by_class: dict[str, list[Record]] = collections.defaultdict(list)  # one pass: thousands of classes (OpenMoji)
+    for r in source:
+        if (lab := label_of(r)) is not None:
+            by_class[lab].append(r)
+    prompts = [class_prompt(by_class[c]) for c in classes]
     shared = [p for p, n in collections.Counter(prompts).items() if n > 1]
     if shared:
         log.warning("classes share a class prompt (%s): the judge cannot tell them apart", ", ".join(shared))

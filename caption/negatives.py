@@ -22,7 +22,7 @@ def distractors(prompt: str, pool: Sequence[str], k: int, rng: np.random.Generat
     """Up to k wrong captions: every hard negative the domain offers, then other prompts that mean something else."""
     hard = domain.hard_negatives(prompt)
     if len(hard) >= k:
-        return [hard[i] for i in sorted(rng.choice(len(hard), k, replace=False))]
+        return _draw(hard, k, rng)
     others = sorted({p for p in pool if not domain.same_caption(p, prompt)} - set(hard))
     return hard + _draw(others, k - len(hard), rng)
 

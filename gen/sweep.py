@@ -49,6 +49,7 @@ def sweep(model_dir: str | Path, prompts: Sequence[str], out: str | Path, settin
           num_per_prompt: int = 1, guidance: float = 3.0, seed: int = 0, overwrite: bool = False) -> list[dict]:
     """One samples folder per setting under `out`, and rows of oracle accuracy and seconds per image."""
     pipe = TextToImagePipeline.from_pretrained(model_dir).for_sampling()
+    domain = of_model(model_dir)  # the same for every setting: read the model's config once
     base = dict(pipe.scheduler.config)
     rows = []
     for name, steps in settings:
@@ -56,7 +57,7 @@ def sweep(model_dir: str | Path, prompts: Sequence[str], out: str | Path, settin
         folder = Path(out) / f"{name}-{steps}"
         start = time.perf_counter()
         sample_to_folder(pipe, prompts, folder, num_per_prompt, steps, guidance, seed, overwrite=overwrite,
-                         domain=of_model(model_dir))
+                         domain=domain)
         seconds = time.perf_counter() - start
         acc = oracle_accuracy(folder)
         rows.append({"sampler": name, "steps": steps, **acc, "seconds_per_image": seconds / acc["n"]})
