@@ -7,7 +7,8 @@ checkpoints from early to late, and each at several DPM++ step counts, 1 step be
 labels every image per attribute with the strict oracle (gen.shapes.check_strict) and measures the
 judge against it (caption/oracle_agreement.py). Folders of images already generated (`gen sample`
 output) can stand in for, or join, the sampled levels. With several images per prompt it also reports
-best-of-N: the oracle accuracy of the image the judge picks among N, against a random pick.
+best-of-N: the oracle accuracy of the image the judge picks among N, against a random pick
+(caption/best_of_n.py).
 """
 from __future__ import annotations
 
@@ -28,12 +29,11 @@ from gen.sample import generate_images
 from gen.shapes import ATTRIBUTES, RIGHT, check_strict, parse_caption
 
 from .attribute_probs import attribute_probs
+from .best_of_n import best_of_n
 from .judge import Judge
-from .metrics import bootstrap_stat
 from .oracle_agreement import ALL, agreement_report
 
 DEFAULT_STEPS = (1, 2, 3, 5, 20)
-BEST_OF = (1, 2, 4, 8)
 
 
 @dataclass(frozen=True)
@@ -88,33 +88,6 @@ def judged_rows(judge: Judge, images: Sequence[Image.Image], prompts: Sequence[s
     return rows
 
 
-def best_of_n(rows: Sequence[dict[str, Any]], per_prompt: int, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """Oracle all-right rate of the image picked among N candidates of a prompt, by the judge and at random.
-
-    A prompt's `per_prompt` images are cut into per_prompt // N disjoint groups of N in seed order; the
-    judge keeps the image with the highest probability that every attribute is right (or debiased score).
-    """
-    rng = np.random.default_rng(seed)
-    table: dict[str, dict[str, Any]] = {}
-    for n in (n for n in BEST_OF if n <= per_prompt):
-        picks: dict[str, list[bool]] = {"judge_prob": [], "judge_debiased": [], "random": []}
-        for start in range(0, len(rows) - per_prompt + 1, per_prompt):  # rows come prompt by prompt
-            for g in range(per_prompt // n):
-                group = rows[start + g * n:start + (g + 1) * n]
-                right = [r["overall"] == RIGHT for r in group]
-                picks["judge_prob"].append(right[int(np.argmax([r["prob_all"] for r in group]))])
-                picks["judge_debiased"].append(right[int(np.argmax([r["debiased"] for r in group]))])
-                picks["random"].append(right[int(rng.integers(n))])
-        table[str(n)] = {k: _share(v) for k, v in picks.items()}
-    return table
-
-
-def _share(flags: Sequence[bool]) -> dict[str, Any]:
-    """The share of True, with its bootstrap interval."""
-    values = np.asarray(flags, dtype=float)
-    return bootstrap_stat(lambda i: float(values[i].mean()), len(values))
-
-
 def _level_summary(level: Level, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     verdicts = {a: [r["verdict"][a] for r in rows] for a in ATTRIBUTES} | {ALL: [r["overall"] for r in rows]}
     return {"label": level.label, "checkpoint": str(level.checkpoint) if level.checkpoint else None,
@@ -151,7 +124,7 @@ def meta_eval_generated(captioner_dir: str | Path, gen_model: str | Path | None,
             row |= {"level": level.label, "seed": s}
         rows += level_rows
         summaries.append(_level_summary(level, level_rows))
-        best[level.label] = best_of_n(level_rows, group, seed)
+        best[level.label] = best_of_n(level_rows, group)
     report = {"captioner": str(captioner_dir), "generator": str(gen_model) if gen_model else None,
               "sample_dirs": [str(d) for d in sample_dirs], "prompts": len(prompts), "per_prompt": per_prompt,
               "guidance": guidance, "seed": seed, "alpha": judge.alpha, "levels": summaries,

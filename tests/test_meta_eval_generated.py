@@ -86,13 +86,27 @@ def test_best_of_n_by_hand():
     probs = [0.1, 0.9, 0.2, 0.3, 0.8, 0.7, 0.6, 0.5]
     right = [False, True, False, False, True, True, False, False]
     rows = [{"prob_all": p, "debiased": -p, "overall": "right" if r else "wrong"} for p, r in zip(probs, right)]
-    table = best_of_n(rows, per_prompt=4, seed=0)
+    table = best_of_n(rows, per_prompt=4)
     assert set(table) == {"1", "2", "4"}
-    assert table["1"]["judge_prob"]["value"] == pytest.approx(3 / 8)
-    # Pairs (0.1, 0.9) (0.2, 0.3) (0.8, 0.7) (0.6, 0.5): the judge keeps right, wrong, right, wrong.
-    assert table["2"]["judge_prob"]["value"] == pytest.approx(0.5) and table["2"]["judge_prob"]["n"] == 4
-    assert table["2"]["judge_debiased"]["value"] == pytest.approx(0.25)  # the lower prob of each pair
-    assert table["4"]["judge_prob"]["value"] == pytest.approx(1.0) and table["4"]["random"]["n"] == 2
+    assert table["1"]["judge_prob"]["value"] == pytest.approx(3 / 8) == table["1"]["random"]["value"]
+    # Prompt 1 (0.1 0.9 0.2 0.3; right: 0.9): prob keeps it in the 3 of 6 pairs that hold it; debiased (−p)
+    # keeps it in none. Prompt 2 (0.8 0.7 0.6 0.5; right: 0.8, 0.7): prob keeps a right one in all 5 pairs
+    # that hold one; debiased in 1 (the pair of both).
+    assert table["2"]["judge_prob"]["value"] == pytest.approx((3 / 6 + 5 / 6) / 2)
+    assert table["2"]["judge_debiased"]["value"] == pytest.approx((0 + 1 / 6) / 2)
+    assert table["2"]["random"]["value"] == pytest.approx((1 / 4 + 2 / 4) / 2) and table["2"]["random"]["n"] == 2
+    assert table["2"]["oracle_ceiling"]["value"] == pytest.approx((3 / 6 + 5 / 6) / 2)
+    assert table["2"]["lift_judge_prob"]["value"] == pytest.approx((3 / 6 + 5 / 6) / 2 - 3 / 8)
+    assert table["4"]["judge_prob"]["value"] == pytest.approx(1.0)
+
+
+def test_best_of_n_ties_are_a_random_pick():
+    right = [True, False, False, True, False, False]
+    rows = [{"prob_all": 0.5, "debiased": float("nan"), "overall": "right" if r else "wrong"} for r in right]
+    table = best_of_n(rows, per_prompt=6, counts=(2, 4))
+    for n in ("2", "4"):
+        assert table[n]["judge_prob"]["value"] == pytest.approx(2 / 6) == table[n]["judge_debiased"]["value"]
+        assert table[n]["lift_judge_prob"]["value"] == pytest.approx(0.0)
 
 
 # ---------------------------------------------------------------- generators of several qualities
