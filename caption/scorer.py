@@ -2,9 +2,11 @@
 
 Two scores, chosen with `kind`:
 - "prob": the judge's probability that every attribute is right (caption/attribute_probs.py), a softmax
-  over the prompt and its one-word variants in the images' domain (gen/domains.py). Prompts with none (not
-  shapes captions, or a plain domain) fall back to "debiased": best-of-N compares only candidates of one
-  prompt, so each prompt may use its own scale.
+  over the prompt and its one-word variants in the images' domain (gen/domains.py). A prompt with none (not
+  a shapes caption, or a plain domain) is instead set against the run's other prompts, `rivals`: a softmax
+  of log p(prompt | image) over it and them, the judge's zero-shot reading as in caption/labels.py (for a
+  run with one prompt per class, p(asked class | image)). With no rivals either it falls back to
+  "debiased": best-of-N compares only candidates of one prompt, so each prompt may use its own scale.
 - "debiased": log p(prompt | image) − α·log p(prompt) (caption/judge.py).
 """
 from __future__ import annotations
@@ -28,13 +30,15 @@ class JudgeScorer:
     """Scores images against their prompts with a trained captioner; higher means the prompt is better borne out."""
 
     def __init__(self, model_dir: str | Path, kind: str = "prob", alpha: float | None = None,
-                 device: str | None = None, domain: str | None = None) -> None:
-        """`domain`: the images' (`gen sample` passes its generator's); None: the one the captioner was trained in."""
+                 device: str | None = None, domain: str | None = None, rivals: Sequence[str] = ()) -> None:
+        """`domain`: the images' (`gen sample` passes its generator's); None: the one the captioner was trained in.
+        `rivals`: the prompts a prompt without variants competes with (`gen sample` passes its prompts)."""
         if kind not in KINDS:
             raise ValueError(f"judge score must be one of {', '.join(KINDS)}, not {kind!r}")
         self.domain = domains.get(domain if domain is not None else domains.of_model(model_dir))
         self.judge = Judge(model_dir, alpha, device)
         self.kind = kind
+        self.rivals = list(dict.fromkeys(rivals))  # unique, in order
         self.name = f"judge:{kind}"
 
     def __call__(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[float]:
@@ -44,4 +48,24 @@ class JudgeScorer:
         if self.kind == "debiased":
             return self.judge.debiased(tokens, list(prompts)).tolist()
         found = attribute_probs(self.judge, tokens, prompts, self.domain)
-        return np.where(np.isnan(found.all), found.debiased, found.all).tolist()
+        scores = np.where(np.isnan(found.all), found.debiased, found.all)
+        contrast = [i for i in np.flatnonzero(np.isnan(found.all)) if set(self.rivals) - {prompts[i]}]
+        if contrast:
+            scores[contrast] = self.among_rivals(tokens[contrast], [prompts[i] for i in contrast])
+        return scores.tolist()
+
+    def among_rivals(self, tokens: torch.Tensor, prompts: Sequence[str]) -> np.ndarray:
+        """Per image (tokens (N, T_img, D)): softmax of log p(text | image) over its prompt and the other rivals,
+        at its prompt."""
+        owner, texts = [], []
+        for i, prompt in enumerate(prompts):
+            own = [prompt] + [r for r in self.rivals if r != prompt]
+            owner += [i] * len(own)
+            texts += own
+        logp = self.judge.logp(tokens[owner], texts).numpy()
+        owner = np.asarray(owner)
+        out = np.empty(len(prompts))
+        for i in range(len(prompts)):
+            mine = logp[owner == i]  # the prompt first
+            out[i] = 1.0 / np.exp(mine - mine[0]).sum()
+        return out

@@ -43,8 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--candidates", type=int, default=1, help="N for --rerank; candidate k of image i has seed "
                                                              "SEED + i*N + k")
     p.add_argument("--judge-score", choices=("prob", "debiased"), default="prob",
-                   help="--rerank score: the judge's probability that every attribute is right, or its debiased "
-                        "log-likelihood (docs/judge.md)")
+                   help="--rerank score: the judge's probability that every attribute is right (a prompt with no "
+                        "attributes: that it, not another of the run's prompts, is what the image shows), or its "
+                        "debiased log-likelihood (docs/judge.md)")
     p.add_argument("--out", default="samples/out")
     p.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty --out, replacing the outputs of an earlier `gen sample` there")
@@ -112,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         from .sample import read_prompts, sample_model
 
         prompts = args.prompt or read_prompts(args.prompts)
-        make_scorer = (_scorer_factory(args.rerank, args.judge_score, args.seed, args.device, args.model_dir)
+        make_scorer = (_scorer_factory(args.rerank, args.judge_score, args.seed, args.device, args.model_dir, prompts)
                        if args.rerank else None)
         print(sample_model(args.model_dir, prompts, args.out, args.num_per_prompt, args.steps, args.guidance,
                            args.seed, args.batch_size, args.device, args.overwrite, args.candidates, make_scorer,
@@ -158,8 +159,9 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scorer_factory(rerank: str, kind: str, seed: int, device: str | None, model_dir: str):
-    """What builds the --rerank scorer: the random baseline, or a captioner's judge in the generator's domain."""
+def _scorer_factory(rerank: str, kind: str, seed: int, device: str | None, model_dir: str, prompts: list[str]):
+    """What builds the --rerank scorer: the random baseline, or a captioner's judge in the generator's domain that
+    sets a prompt without hard negatives against the run's other prompts."""
     from .rerank import RandomScorer
 
     if rerank == "random":
@@ -175,7 +177,7 @@ def _scorer_factory(rerank: str, kind: str, seed: int, device: str | None, model
 
         from .domains import of_model
 
-        return JudgeScorer(rerank, kind, device=device, domain=of_model(model_dir))
+        return JudgeScorer(rerank, kind, device=device, domain=of_model(model_dir), rivals=prompts)
     return load
 
 

@@ -154,3 +154,19 @@ def test_judge_scorer_kinds(captioner_dir, judge):
     assert 0 < prob[0] <= 1 and prob[1] == pytest.approx(debiased[1])  # no hard negatives: debiased
     with pytest.raises(ValueError, match="one of prob, debiased"):
         JudgeScorer(captioner_dir, "clip")
+
+
+def test_judge_prob_sets_a_prompt_without_variants_against_the_other_prompts(captioner_dir, judge):
+    images = [Image.new("RGB", (16, 16), (200, 30, 30)), Image.new("RGB", (16, 16), (30, 30, 200))] * 2
+    prompts = ["a photo of a cat", "a photo of a dog", "a photo of a cat", "a red circle on the left"]
+    rivals = ["a photo of a cat", "a photo of a dog", "a photo of a cow", "a red circle on the left"]
+    prob = JudgeScorer(captioner_dir, "prob", device="cpu", rivals=rivals)(images, prompts)
+    tokens = judge.encode(torch.stack([judge.pil_to_pixels(im) for im in images]))
+    for i in range(3):  # each plain prompt against the three other rivals: a softmax of log p, at the prompt
+        texts = [prompts[i]] + [r for r in rivals if r != prompts[i]]
+        logp = judge.logp(tokens[[i] * len(texts)], texts).numpy()
+        assert prob[i] == pytest.approx(float(np.exp(logp[0]) / np.exp(logp).sum()), rel=1e-4)
+    alone = JudgeScorer(captioner_dir, "prob", device="cpu")(images, prompts)
+    assert prob[3] == pytest.approx(alone[3])  # a shapes prompt keeps its attribute probability
+    lonely = JudgeScorer(captioner_dir, "prob", device="cpu", rivals=["a photo of a cat"])(images[:1], prompts[:1])
+    assert lonely == pytest.approx(JudgeScorer(captioner_dir, "debiased", device="cpu")(images[:1], prompts[:1]))
