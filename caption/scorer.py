@@ -22,6 +22,7 @@ from gen import domains
 
 from .attribute_probs import attribute_probs
 from .judge import Judge
+from .labels import class_scores
 
 KINDS = ("prob", "debiased")
 
@@ -55,17 +56,14 @@ class JudgeScorer:
         return scores.tolist()
 
     def among_rivals(self, tokens: torch.Tensor, prompts: Sequence[str]) -> np.ndarray:
-        """Per image (tokens (N, T_img, D)): softmax of log p(text | image) over its prompt and the other rivals,
-        at its prompt."""
-        owner, texts = [], []
-        for i, prompt in enumerate(prompts):
-            own = [prompt] + [r for r in self.rivals if r != prompt]
-            owner += [i] * len(own)
-            texts += own
-        logp = self.judge.logp(tokens[owner], texts).numpy()
-        owner = np.asarray(owner)
+        """Per image (tokens (N, T_img, D)): softmax of log p(text | image) over its prompt and the rivals, at its
+        prompt."""
+        texts = list(dict.fromkeys([*self.rivals, *prompts]))
+        logp = class_scores(self.judge, tokens, texts)["logp"]  # (N, len(texts)), as the zero-shot reading ranks
+        rival = np.isin(texts, self.rivals)
         out = np.empty(len(prompts))
-        for i in range(len(prompts)):
-            mine = logp[owner == i]  # the prompt first
-            out[i] = 1.0 / np.exp(mine - mine[0]).sum()
+        for i, prompt in enumerate(prompts):
+            own = texts.index(prompt)
+            row = logp[i, rival | (np.arange(len(texts)) == own)]
+            out[i] = 1.0 / np.exp(row - logp[i, own]).sum()
         return out
