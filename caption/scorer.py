@@ -48,11 +48,17 @@ class JudgeScorer:
         tokens = self.judge.encode(torch.stack([self.judge.pil_to_pixels(im) for im in images]))  # (N, T_img, D)
         if self.kind == "debiased":
             return self.judge.debiased(tokens, list(prompts)).tolist()
-        found = attribute_probs(self.judge, tokens, prompts, self.domain)
-        scores = np.where(np.isnan(found.all), found.debiased, found.all)
-        contrast = [i for i in np.flatnonzero(np.isnan(found.all)) if set(self.rivals) - {prompts[i]}]
+        # Each prompt is scored one way only: a prompt without variants that has rivals never pays for the
+        # attribute softmax's debiased score, which its rivals' softmax would then replace.
+        rivals = set(self.rivals)
+        contrast = [i for i, p in enumerate(prompts) if not self.domain.variants(p) and rivals - {p}]
+        rest = sorted(set(range(len(prompts))) - set(contrast))
+        scores = np.empty(len(prompts))
         if contrast:
             scores[contrast] = self.among_rivals(tokens[contrast], [prompts[i] for i in contrast])
+        if rest:
+            found = attribute_probs(self.judge, tokens[rest], [prompts[i] for i in rest], self.domain)
+            scores[rest] = np.where(np.isnan(found.all), found.debiased, found.all)
         return scores.tolist()
 
     def among_rivals(self, tokens: torch.Tensor, prompts: Sequence[str]) -> np.ndarray:
