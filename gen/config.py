@@ -211,6 +211,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "augment.artefact_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     **{f"augment.{k}": (lambda v: math.isfinite(v) and v >= 0, "a finite number ≥ 0")
        for k in ("tint", "noise", "blur", "warp", "morph", "jitter", "blobs")},
+    "judge.views": (lambda v: v >= 0, "≥ 0 (0: the image alone)"),
 }
 
 
@@ -251,6 +252,19 @@ def load(cls: type[T], path: str | Path | None, overrides: list[str] | None = No
     cfg = from_dict(cls, apply_overrides(raw, overrides or []))
     check_ranges(cfg)
     return cfg
+
+
+SAVED = "roundtrip_config.yaml"  # the resolved config every exported model folder carries
+
+
+def read_saved(model_dir: str | Path) -> dict[str, Any]:
+    """A model folder's stored config as plain data, {} when it has none or it cannot be read: for the few
+    settings a tool reads off a model (its domain, the judge's views) without the trainer's dataclasses."""
+    try:
+        raw = yaml.safe_load((Path(model_dir) / SAVED).read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -20,11 +20,11 @@ import re
 from pathlib import Path
 from typing import Protocol
 
-import yaml
 from PIL import Image
 
 from . import shapes, shapes_negatives
 from .cli import UserError
+from .config import read_saved
 from .outputs import atomic_write_text, dumps
 from .shapes_verdict import Verdict
 
@@ -143,12 +143,11 @@ def of_data(source: str | None, path: str | None) -> str:
 
 def of_model(model_dir: str | Path) -> str:
     """A trained model's domain: that of the data config in its roundtrip_config.yaml (plain without one)."""
-    saved = Path(model_dir) / "roundtrip_config.yaml"
-    try:
-        data = (yaml.safe_load(saved.read_text(encoding="utf-8")) or {}).get("data") or {}
-        return of_data(data.get("source"), data.get("path"))
-    except (OSError, ValueError, AttributeError, yaml.YAMLError):
-        return "plain"
+    data = read_saved(model_dir).get("data")
+    return of_data(data.get("source"), data.get("path")) if isinstance(data, dict) else "plain"
+
+
+UNDECLARED = "the default (the folder declares none)"  # resolve's reason when neither flag nor folder names one
 
 
 def resolve(explicit: str | None, folder: str | Path) -> tuple[Domain, str]:
@@ -158,4 +157,4 @@ def resolve(explicit: str | None, folder: str | Path) -> tuple[Domain, str]:
     name = declared(folder)
     if name is not None:
         return get(name, f"{Path(folder) / INFO}"), f"declared in {Path(folder) / INFO}"
-    return PLAIN, "the default (the folder declares none)"
+    return PLAIN, UNDECLARED

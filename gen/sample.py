@@ -166,7 +166,7 @@ def generate_images(pipe: TextToImagePipeline, jobs: Sequence[tuple[str, int]], 
 def sampling_defaults(model_dir: str | Path) -> SampleConfig:
     """The sampler settings a model was trained and evaluated with (its roundtrip_config.yaml), so the
     default lives in one place: the config, chosen by `gen sweep` (docs/PERFORMANCE.md)."""
-    saved = Path(model_dir) / "roundtrip_config.yaml"
+    saved = Path(model_dir) / config_io.SAVED
     if not saved.is_file():
         return SampleConfig()
     return config_io.load(GenConfig, saved).sample

@@ -124,7 +124,7 @@ class GenTask:
         """
         with atomic_dir(out) as tmp:
             self.pipeline(model).save_pretrained(tmp, safe_serialization=True)
-            config_io.save(self.cfg, tmp / "roundtrip_config.yaml")
+            config_io.save(self.cfg, tmp / config_io.SAVED)
             write_model_card(tmp, "generator", self.cfg, len(self.dataset), self.skips.summary(), metrics)
 
 
