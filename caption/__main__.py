@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                         "judge's zero-shot class accuracy; rows with a `label` need none")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the outputs of an earlier score (other summary.json sections are kept)")
+    p.add_argument("--views", type=int, metavar="N",
+                   help="warped copies of each image the attribute probabilities average over (docs/judge.md); "
+                        "0: the image alone; default: the captioner's own (judge.views), none without warps")
 
     p = sub.add_parser("search", parents=common, help="rank the images of a folder by a text query")
     p.add_argument("model_dir")
@@ -78,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--per-prompt", type=int, default=2, help="with --generated: images per prompt and level "
                                                              "(8 also gives best-of-8)")
     p.add_argument("--prompts", help="with --generated: a prompts file (default: the demo's 40 prompts)")
+    p.add_argument("--views", type=int, metavar="N",
+                   help="warped copies of each image the attribute probabilities average over (docs/judge.md); "
+                        "0: the image alone; default: the captioner's own (judge.views), none without warps")
     p.add_argument("--guidance", type=float, default=3.0)
     return parser
 
@@ -98,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
         from .score import score_folder
 
         summary = score_folder(args.model_dir, args.samples_dir, args.out, args.alpha, args.distractors, args.overwrite,
-                               args.domain, args.split, args.labels_from)
+                               args.domain, args.split, args.labels_from, args.views)
         print(json.dumps(summary["table"], indent=2))
     elif args.command == "search":
         from .search import search
@@ -132,11 +138,13 @@ def _meta_eval_generated(args: argparse.Namespace) -> None:
         raise UserError(f"--steps must be comma-separated whole numbers, not {args.steps!r}") from None
     if min(steps) < 1 or args.per_prompt < 1:
         raise UserError("--steps and --per-prompt must be at least 1")
+    if args.views is not None and args.views < 0:
+        raise UserError(f"--views must be ≥ 0, not {args.views}")
     if args.checkpoints and not args.generated:
         raise UserError("--checkpoints needs --generated GEN_MODEL, the model folder of their run")
     prompts = read_prompts(args.prompts) if args.prompts else demo_prompts()
     report = meta_eval_generated(args.model_dir, args.generated, prompts, args.checkpoints, steps, args.per_prompt,
-                                 args.guidance, args.seed, out=args.out, sample_dirs=args.samples)
+                                 args.guidance, args.seed, out=args.out, sample_dirs=args.samples, views=args.views)
     print(markdown(report))
 
 

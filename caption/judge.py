@@ -17,6 +17,7 @@ from gen.data import image_to_tensor, load_image
 from gen.text import tokenize
 
 from .model import Captioner
+from .views import views_of_model, warped_view
 
 # Chosen on held-out shapes renders with `python -m caption meta-eval` (docs/judge.md): the largest α
 # whose worst per-attribute AUROC is within 0.005 of the best, i.e. as much debiasing as costs nothing.
@@ -35,8 +36,11 @@ class Judge:
     """Scores (image, text) pairs with a trained captioner."""
 
     def __init__(self, model_dir: str | Path, alpha: float | None = None, device: str | None = None,
-                 null_count: int = 16, batch_size: int = 256) -> None:
+                 null_count: int = 16, batch_size: int = 256, views: int | None = None) -> None:
+        """`views`: warped copies the attribute probabilities average over (caption/views.py); None: the
+        captioner's own `judge.views`, none if it was trained without warps."""
         self.model, self.tokenizer = Captioner.from_pretrained(model_dir)
+        self.views = views_of_model(model_dir, views)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
         self.alpha = DEFAULT_ALPHA if alpha is None else alpha
@@ -63,6 +67,12 @@ class Judge:
         """Image tokens (B, N, D), computed once and reused for every text scored against the image."""
         return torch.cat([self.model.encoder(pixels[i:i + self.batch_size].to(self.device))
                           for i in range(0, len(pixels), self.batch_size)])
+
+    def encode_warped(self, pixels: torch.Tensor) -> list[torch.Tensor]:
+        """Image tokens (B, N, D) of each warped view of the images (caption/views.py); [] when the judge uses
+        none. `attribute_probs(judge, [tokens, *judge.encode_warped(pixels)], ...)` averages over them."""
+        return [self.encode(warped_view(pixels, k, self.views.warp))
+                for k in range(self.views.count if self.views.active else 0)]
 
     @torch.no_grad()
     def _batches(self, image_tokens: torch.Tensor, texts: Sequence[str]) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

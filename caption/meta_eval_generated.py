@@ -12,6 +12,7 @@ best-of-N: the oracle accuracy of the image the judge picks among N, against a r
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -76,8 +77,8 @@ def run_length(prompts: Sequence[str]) -> int:
 
 def judged_rows(judge: Judge, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[dict[str, Any]]:
     """Per image: the strict oracle's verdicts and shape margin, and the judge's probabilities and readings."""
-    tokens = judge.encode(torch.stack([judge.pil_to_pixels(im) for im in images]))  # (N, T_img, D)
-    found = attribute_probs(judge, tokens, prompts, domains.SHAPES)
+    pixels = torch.stack([judge.pil_to_pixels(im) for im in images])  # (N, 3, S, S)
+    found = attribute_probs(judge, [judge.encode(pixels), *judge.encode_warped(pixels)], prompts, domains.SHAPES)
     rows = []
     for i, (image, prompt) in enumerate(zip(images, prompts)):
         verdict = check_strict(image, prompt)
@@ -101,11 +102,12 @@ def meta_eval_generated(captioner_dir: str | Path, gen_model: str | Path | None,
                         checkpoints: Sequence[str | Path] = (), steps: Sequence[int] = DEFAULT_STEPS,
                         per_prompt: int = 2, guidance: float = 3.0, seed: int = 0, batch_size: int = 32,
                         out: str | Path | None = None, device: str | None = None,
-                        sample_dirs: Sequence[str | Path] = ()) -> dict[str, Any]:
+                        sample_dirs: Sequence[str | Path] = (), views: int | None = None) -> dict[str, Any]:
     """Sample every prompt `per_prompt` times (seeds seed + j, the same at every level) from each checkpoint and
     the final model at each step count, and take the images of each samples folder as they are; label every
-    image with the oracle, score it with the judge, and report."""
-    judge = Judge(captioner_dir, device=device)
+    image with the oracle, score it with the judge, and report. `views`: warped copies the judge's attribute
+    probabilities average over (caption/views.py); None: the captioner's own setting."""
+    judge = Judge(captioner_dir, device=device, views=views)
     levels: list[tuple[Level, list[dict[str, Any]], list[int | None], int]] = []
     for folder in map(Path, sample_dirs):
         images, texts, seeds = read_samples(folder)
@@ -127,7 +129,8 @@ def meta_eval_generated(captioner_dir: str | Path, gen_model: str | Path | None,
         best[level.label] = best_of_n(level_rows, group)
     report = {"captioner": str(captioner_dir), "generator": str(gen_model) if gen_model else None,
               "sample_dirs": [str(d) for d in sample_dirs], "prompts": len(prompts), "per_prompt": per_prompt,
-              "guidance": guidance, "seed": seed, "alpha": judge.alpha, "levels": summaries,
+              "guidance": guidance, "seed": seed, "alpha": judge.alpha, "views": dataclasses.asdict(judge.views),
+              "levels": summaries,
               "judge_vs_oracle": agreement_report(rows), "best_of_n": best, "images": rows}
     if out:
         atomic_write_text(Path(out), dumps(report, indent=2))
@@ -145,7 +148,11 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [f"| {lv['label']} | " + " | ".join(f"{lv['oracle_right'][a]:.3f}" for a in (*ATTRIBUTES, ALL))
               + f" | {lv['unsure'][ALL]:.3f} |" for lv in report["levels"]]
     j = report["judge_vs_oracle"]
-    lines += ["", "| | AUROC | agreement | ECE | unsure rate |", "| --- | --- | --- | --- | --- |"]
+    views = report.get("views") or {}
+    seen = (f"each image and {views['count']} warped views of it (up to {views['warp']:g} px)" if views.get("count")
+            else "each image alone")
+    lines += ["", f"The judge's probabilities average over {seen}.", "",
+              "| | AUROC | agreement | ECE | unsure rate |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {a} | {ci(j[a]['auroc'])} | {ci(j[a]['agreement'])} | {ci(j[a]['ece'])} | "
               f"{ci(j[a]['unsure_rate'])} |" for a in (*ATTRIBUTES, ALL)]
     lines += ["", f"Spearman, judge's shape probability vs oracle shape margin: {ci(j['spearman_shape_margin'])}"]

@@ -9,6 +9,7 @@ intervals; `headline` holds the few a person reads first (report.html's top).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -170,8 +171,11 @@ def _kept_sections(summary_path: Path, written: dict[str, Any]) -> dict[str, Any
     return kept
 
 
-def _check_arguments(samples_dir: Path, out: Path, alpha: float | None, k: int, overwrite: bool) -> None:
+def _check_arguments(samples_dir: Path, out: Path, alpha: float | None, k: int, overwrite: bool,
+                     views: int | None = None) -> None:
     """Every mistake a user can fix, before a model is loaded."""
+    if views is not None and views < 0:
+        raise UserError(f"--views must be ≥ 0, not {views}")
     if alpha is not None and not math.isfinite(alpha):
         raise UserError(f"--alpha must be a finite number, not {alpha}")
     if k < 0:
@@ -184,12 +188,15 @@ def _check_arguments(samples_dir: Path, out: Path, alpha: float | None, k: int, 
                                 "or any folder with a metadata.jsonl")
 
 
-def _domain_fields(judge: Judge, tokens: torch.Tensor, items: list[dict[str, Any]], domain: Domain) -> list[dict]:
-    """Per image, what the domain adds: the judge's attribute probabilities and the oracle's verdict (shapes);
-    nothing at all for a domain with neither (plain), whose prompts are then never parsed."""
+def _domain_fields(judge: Judge, pixels: torch.Tensor, tokens: torch.Tensor, items: list[dict[str, Any]],
+                   domain: Domain) -> list[dict]:
+    """Per image, what the domain adds: the judge's attribute probabilities (over the image and its warped views)
+    and the oracle's verdict (shapes); nothing at all for a domain with neither (plain), whose prompts are then
+    never parsed."""
     fields: list[dict[str, Any]] = [{} for _ in items]
     if domain.attributes:
-        probs = attribute_probs(judge, tokens, [it["prompt"] for it in items], domain)
+        views = [tokens, *judge.encode_warped(pixels)]
+        probs = attribute_probs(judge, views, [it["prompt"] for it in items], domain)
         for i, f in enumerate(fields):
             f["p_right"] = None if math.isnan(probs.all[i]) else float(probs.all[i])
             f["p_attributes"] = {a: float(p[i]) for a, p in probs.probs.items() if not math.isnan(p[i])}
@@ -216,7 +223,7 @@ def _judge_rows(judge: Judge, items: list[dict[str, Any]], domain: Domain, k: in
     cider = CiderD([[p] for p in prompts])
     rows = []
     for it, lps, pr, rk, cap, extra in zip(items, token_lps, prior, ranks, captions,
-                                           _domain_fields(judge, tokens, items, domain)):
+                                           _domain_fields(judge, pixels, tokens, items, domain)):
         total = sum(v for _, v in lps)
         rows.append({"file_name": it["file_name"], "prompt": it["prompt"], "logp_sum": total,
                      "logp_mean": total / max(1, len(lps)), "token_logprobs": lps, "log_prior": pr,
@@ -245,25 +252,27 @@ def _write(out: Path, samples_dir: Path, items: list[dict[str, Any]], rows: list
 
 def score_folder(model_dir: str | Path, samples_dir: str | Path, out: str | Path | None = None,
                  alpha: float | None = None, k: int = 20, overwrite: bool = False, domain: str | None = None,
-                 split: str | None = None, labels_from: str | Path | None = None) -> dict[str, Any]:
+                 split: str | None = None, labels_from: str | Path | None = None,
+                 views: int | None = None) -> dict[str, Any]:
     """Write scores.jsonl, summary.json and report.html for SAMPLES_DIR (any metadata.jsonl folder).
 
     `domain`: shapes or plain; by default the one SAMPLES_DIR/info.json declares, else plain (gen/domains.py).
     `split`: score only rows of that split (a `gen prepare` folder's test images). `labels_from`: a labelled
-    data set whose captions give unlabelled prompts their class (caption/labels.py).
+    data set whose captions give unlabelled prompts their class (caption/labels.py). `views`: warped copies the
+    attribute probabilities average over (caption/views.py); None: the captioner's own setting.
     Earlier outputs in OUT are refused unless `overwrite`. With it they are replaced, but sections of an
     existing summary.json that scoring does not write (such as the demo's `demo`) are kept.
     """
     samples_dir = Path(samples_dir)
     out = Path(out) if out else samples_dir
-    _check_arguments(samples_dir, out, alpha, k, overwrite)
+    _check_arguments(samples_dir, out, alpha, k, overwrite, views)
     world, why = domains.resolve(domain, samples_dir)
     log.info("%s: scored as %s captions (%s)", samples_dir, world.name, why)
-    if domain is None and domains.declared(samples_dir) is None and domains.of_model(model_dir) == "shapes":
+    if why == domains.UNDECLARED and domains.of_model(model_dir) == "shapes":  # info.json is read once, above
         log.warning("%s declares no domain, so no prompt is checked by the shapes oracle; the judge was trained on "
                     "shapes: pass --domain shapes if these are shapes prompts", samples_dir)
     out.mkdir(parents=True, exist_ok=True)
-    judge, skips = Judge(model_dir, alpha), SkipLog()
+    judge, skips = Judge(model_dir, alpha, views=views), SkipLog()
     items = _load_items(samples_dir, split, judge, skips)
     if not items:
         where = f" of split {split!r}" if split is not None else ""
@@ -278,4 +287,5 @@ def score_folder(model_dir: str | Path, samples_dir: str | Path, out: str | Path
         for row, fields in zip(rows, extra):
             row |= fields
         section = label_summary(labels, scores, rows)
-    return _write(out, samples_dir, items, rows, summarise(rows, skips, judge.alpha, world, section))
+    summary = summarise(rows, skips, judge.alpha, world, section) | {"views": dataclasses.asdict(judge.views)}
+    return _write(out, samples_dir, items, rows, summary)

@@ -2,7 +2,8 @@
 
 Two scores, chosen with `kind`:
 - "prob": the judge's probability that every attribute is right (caption/attribute_probs.py), a softmax
-  over the prompt and its one-word variants in the images' domain (gen/domains.py). A prompt with none (not
+  over the prompt and its one-word variants in the images' domain (gen/domains.py), averaged over warped views of
+  the image where the captioner was trained with warps (caption/views.py). A prompt with none (not
   a shapes caption, or a plain domain) is instead set against the run's other prompts, `rivals`: a softmax
   of log p(prompt | image) over it and them, the judge's zero-shot reading as in caption/labels.py (for a
   run with one prompt per class, p(asked class | image)). With no rivals either it falls back to
@@ -31,13 +32,15 @@ class JudgeScorer:
     """Scores images against their prompts with a trained captioner; higher means the prompt is better borne out."""
 
     def __init__(self, model_dir: str | Path, kind: str = "prob", alpha: float | None = None,
-                 device: str | None = None, domain: str | None = None, rivals: Sequence[str] = ()) -> None:
+                 device: str | None = None, domain: str | None = None, rivals: Sequence[str] = (),
+                 views: int | None = None) -> None:
         """`domain`: the images' (`gen sample` passes its generator's); None: the one the captioner was trained in.
-        `rivals`: the prompts a prompt without variants competes with (`gen sample` passes its prompts)."""
+        `rivals`: the prompts a prompt without variants competes with (`gen sample` passes its prompts).
+        `views`: warped copies the attribute probabilities average over; None: the captioner's own setting."""
         if kind not in KINDS:
             raise ValueError(f"judge score must be one of {', '.join(KINDS)}, not {kind!r}")
         self.domain = domains.get(domain if domain is not None else domains.of_model(model_dir))
-        self.judge = Judge(model_dir, alpha, device)
+        self.judge = Judge(model_dir, alpha, device, views=views)
         self.kind = kind
         self.rivals = list(dict.fromkeys(rivals))  # unique, in order
         self.name = f"judge:{kind}"
@@ -45,7 +48,8 @@ class JudgeScorer:
     def __call__(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[float]:
         if not images:
             return []
-        tokens = self.judge.encode(torch.stack([self.judge.pil_to_pixels(im) for im in images]))  # (N, T_img, D)
+        pixels = torch.stack([self.judge.pil_to_pixels(im) for im in images])  # (N, 3, S, S)
+        tokens = self.judge.encode(pixels)  # (N, T_img, D)
         if self.kind == "debiased":
             return self.judge.debiased(tokens, list(prompts)).tolist()
         # Each prompt is scored one way only: a prompt without variants that has rivals never pays for the
@@ -57,7 +61,8 @@ class JudgeScorer:
         if contrast:
             scores[contrast] = self.among_rivals(tokens[contrast], [prompts[i] for i in contrast])
         if rest:
-            found = attribute_probs(self.judge, tokens[rest], [prompts[i] for i in rest], self.domain)
+            views = [tokens[rest], *self.judge.encode_warped(pixels[rest])]  # warped views only where they count
+            found = attribute_probs(self.judge, views, [prompts[i] for i in rest], self.domain)
             scores[rest] = np.where(np.isnan(found.all), found.debiased, found.all)
         return scores.tolist()
 

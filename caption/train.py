@@ -25,6 +25,7 @@ from gen.text import load_tokenizer, tokenize, train_tokenizer
 
 from .augment import AugmentConfig, augment
 from .model import Captioner, CaptionerConfig, build_captioner
+from .views import JudgeConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class CaptionConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    judge: JudgeConfig = dataclasses.field(default_factory=JudgeConfig)  # how the trained captioner judges
 
 
 def split_records(records: Sequence[Record], cfg: EvalConfig) -> dict[str, list[Record]]:
@@ -129,7 +131,7 @@ class CaptionTask:
         write keeps the old one whole."""
         with atomic_dir(out) as tmp:
             model.save_pretrained(tmp, self.tokenizer)
-            config_io.save(self.cfg, tmp / "roundtrip_config.yaml")
+            config_io.save(self.cfg, tmp / config_io.SAVED)
             write_model_card(tmp, "captioner", self.cfg, len(self.dataset), self.skips.summary(), metrics)
 
 
