@@ -16,6 +16,7 @@ reading (`predictions`), so `caption score` can measure how often its judge agre
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, Sequence
@@ -132,17 +133,8 @@ def evaluate_samples(samples_dir: str | Path, real_dir: str | Path, test_split: 
     test_pred, test_feats = predict(model, test_pixels)
     real_accuracy = float(np.mean(np.array(test_true) == test_pred.numpy()))
 
-    samples = read_folder(samples_dir, split=None, skips=skips)
-    asked = sample_labels(samples, caption_labels(real), classes)
-    known = [(rec, a) for rec, a in zip(samples, asked) if a is not None]
-    unknown = collections.Counter(rec.texts[0] for rec, a in zip(samples, asked) if a is None)
-    gen_pixels, kept = load_pixels([rec for rec, _ in known], cfg.resolution, skips)
-    wanted = [index[known[i][1]] for i in kept]
-    gen_pred, gen_feats = predict(model, gen_pixels)
-    got = gen_pred.tolist()
-    predictions = [{"file_name": row_name(known[i][0], samples_dir), "label": classes[w], "predicted": classes[g]}
-                   for i, w, g in zip(kept, wanted, got)]
-
+    read = _read_generated(samples_dir, real, classes, model, cfg, skips)
+    gen_pixels, wanted, got, gen_feats, unknown = read.pixels, read.wanted, read.got, read.features, read.unknown
     n = len(wanted)
     train_sample = labelled(real, "train", classes)
     order = np.random.default_rng(0).permutation(len(train_sample))[:n]
@@ -156,7 +148,7 @@ def evaluate_samples(samples_dir: str | Path, real_dir: str | Path, test_split: 
         "per_class": per_class(classes, wanted, got),
         "n_generated": n, "n_real_test": len(test_true), "n_floor": len(floor_pixels),
         "unknown_prompts": dict(unknown), "skipped": skips.summary(), "test_split": test_split,
-        "classifier": {k: v for k, v in info.items() if k != "fingerprint"}, "predictions": predictions,
+        "classifier": {k: v for k, v in info.items() if k != "fingerprint"}, "predictions": read.predictions,
     }
     summary["cas_over_real"] = (summary["cas"] / real_accuracy if summary["cas"] is not None and real_accuracy
                                 else None)
@@ -170,6 +162,36 @@ def evaluate_samples(samples_dir: str | Path, real_dir: str | Path, test_split: 
           f"FD {_num(summary['fd'])} (real-vs-real floor {_num(summary['fd_floor'])}); "
           f"{n} generated images, {len(test_true)} real {test_split} images → {samples_dir / 'evaluation.json'}")
     return summary
+
+
+@dataclasses.dataclass
+class _Generated:
+    """The generated images the classifier read: pixels, asked and read class indices, features, and the
+    per-image predictions; prompts that name no class of the real set are counted in `unknown`."""
+
+    pixels: torch.Tensor  # (N, 3, S, S)
+    wanted: list[int]
+    got: list[int]
+    features: torch.Tensor  # (N, F)
+    predictions: list[dict[str, str]]
+    unknown: collections.Counter
+
+
+def _read_generated(samples_dir: Path, real: list[Record], classes: list[str], model: torch.nn.Module,
+                    cfg: ClassifierConfig, skips: SkipLog) -> _Generated:
+    """Each sample's asked class (from its label or prompt), and what the classifier reads in its image."""
+    samples = read_folder(samples_dir, split=None, skips=skips)
+    asked = sample_labels(samples, caption_labels(real), classes)
+    known = [(rec, a) for rec, a in zip(samples, asked) if a is not None]
+    unknown = collections.Counter(rec.texts[0] for rec, a in zip(samples, asked) if a is None)
+    pixels, kept = load_pixels([rec for rec, _ in known], cfg.resolution, skips)
+    index = {c: k for k, c in enumerate(classes)}
+    wanted = [index[known[i][1]] for i in kept]
+    pred, features = predict(model, pixels)
+    got = pred.tolist()
+    predictions = [{"file_name": row_name(known[i][0], samples_dir), "label": classes[w], "predicted": classes[g]}
+                   for i, w, g in zip(kept, wanted, got)]
+    return _Generated(pixels, wanted, got, features, predictions, unknown)
 
 
 def _pct(value: float | None) -> str:
