@@ -5,13 +5,13 @@ something that looks like another. On a single lumpy generated object it still o
 several warps of that object it answers differently, and the average of its answers is what it knows. That is
 test-time augmentation over the captioner's own training distribution (Ashukha et al. 2020, "Pitfalls of
 in-domain uncertainty estimation", found it the cheapest calibration gain). On 1,360 generated images from weak
-to perfect, 8 views took the shape ECE of four warp-5 captioners from 0.041-0.062 to 0.026-0.045 and raised
-shape AUROC by 0.004-0.014 (docs/judge.md, "Warped views"). Only the attribute probabilities use views: the
+to perfect, 8 views took the shape ECE of four warp-5 captioners from 0.041-0.062 to 0.031-0.046 and raised
+shape AUROC by 0.002-0.012 (docs/judge.md, "Warped views at scoring time"). Only the attribute probabilities use views: the
 likelihood, the debiased score and R-precision score the image as it is.
 
 A view's warp is drawn from a seed made of the view's index and the image's pixels, so an image's score never
 depends on which batch, or which other candidates, it was scored with, while different images get independent
-warps. (One field shared by every image, the first version, gave shape AUROC 0.948 instead of 0.957 on the same
+warps. (One field shared by every image, the first version, gave shape AUROC 0.948 instead of 0.953 on the same
 images: its 8 fields bend every image the same 8 ways.)
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from gen.config import read_saved
 
 from .augment import warp
 
-# 8 views: 4 gave about half of 8's calibration gain in the measurement above; each view costs one more pass.
+# 8 views: 4 gave about half of 8's calibration gain (an offline check of the shipped judge); each costs a pass.
 DEFAULT_VIEWS = 8
 VIEW_SEED = 20_261_129  # any fixed number; changing it changes every views-averaged probability a little
 

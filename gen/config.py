@@ -30,6 +30,7 @@ class DataConfig:
     image_root: str = ""  # COCO only: folder the JSON's file names are relative to (default: the JSON's folder)
     resolution: int = 32
     split: str | None = "train"  # keep rows whose "split" field equals this; rows without the field are kept
+    labels: list[str] | None = None  # keep only rows whose "label" is one of these (a subset of classes); null: all
     hflip: bool = False  # off: flipping breaks captions that say left or right
     preload: bool = True  # decode every image once into RAM; right for small data sets
     num_workers: int = 0

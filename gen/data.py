@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from .config import DataConfig
 from .images import UNREADABLE, decode_rgb, open_image, skip_reason
-from .records import DataError, Record, SkipLog, file_problem, read_coco, read_folder, resolve_inside, split_lines
+from .records import (DataError, Record, SkipLog, file_problem, label_of, read_coco, read_folder, resolve_inside,
+                      split_lines)
 
 __all__ = ["UNREADABLE", "DataError", "ImageCaptionDataset", "Record", "SkipLog", "collate", "file_problem",
            "image_to_tensor", "load_image", "read_coco", "read_folder", "read_records", "read_rgb", "resolve_inside",
@@ -28,8 +29,23 @@ log = logging.getLogger(__name__)
 
 def read_records(cfg: DataConfig, default_dir: str | Path | None = None, skips: SkipLog | None = None,
                  all_splits: bool = False) -> list[Record]:
-    """The records a data config names (`all_splits`: ignore data.split); shapes are written first when missing."""
-    split = None if all_splits else cfg.split
+    """The records a data config names (`all_splits`: ignore data.split), only those of `data.labels` when it
+    lists some; shapes are written first when missing."""
+    records = _read_source(cfg, default_dir, skips, None if all_splits else cfg.split)
+    return records if cfg.labels is None else only_labels(records, cfg.labels)
+
+
+def only_labels(records: list[Record], labels: Sequence[str]) -> list[Record]:
+    """The records whose label is one of `labels`; a label that no record has is an error, not an empty class."""
+    wanted = set(labels)
+    missing = wanted - {label_of(r) for r in records}
+    if missing:
+        raise ValueError(f"data.labels names {len(missing)} label(s) no row has, e.g. {sorted(missing)[:3]}")
+    return [r for r in records if label_of(r) in wanted]
+
+
+def _read_source(cfg: DataConfig, default_dir: str | Path | None, skips: SkipLog | None,
+                 split: str | None) -> list[Record]:
     if cfg.source == "coco":
         return read_coco(cfg.path, cfg.image_root or None, skips)
     if cfg.source == "shapes":

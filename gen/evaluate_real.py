@@ -29,7 +29,7 @@ from .classifier import ClassifierConfig, cached_classifier, load_pixels, predic
 from .cli import UserError
 from .evaluate_html import write_html
 from .outputs import atomic_write_text, dumps, refuse_existing
-from .records import Record, SkipLog, read_folder
+from .records import Record, SkipLog, label_of, read_folder
 
 log = logging.getLogger(__name__)
 OUTPUTS = ("evaluation.json", "evaluation.html", "per_class_grid.png")
@@ -37,12 +37,6 @@ OUTPUTS = ("evaluation.json", "evaluation.html", "per_class_grid.png")
 
 def normalise(text: str) -> str:
     return " ".join(text.lower().split())
-
-
-def label_of(rec: Record) -> str | None:
-    """A row's label as text (metadata.jsonl may hold 3 or "cat"), or None without one."""
-    label = rec.meta.get("label")
-    return str(label) if isinstance(label, (str, int)) and not isinstance(label, bool) else None
 
 
 def row_name(rec: Record, folder: str | Path) -> str:

@@ -32,6 +32,12 @@ class Record:
     image: bytes | None = None  # an encoded image held in memory (a `datasets` Image column), read instead of path
 
 
+def label_of(rec: Record) -> str | None:
+    """A row's label as text (metadata.jsonl may hold 3 or "cat"), or None without one."""
+    label = rec.meta.get("label")
+    return str(label) if isinstance(label, (str, int)) and not isinstance(label, bool) else None
+
+
 class SkipLog:
     """Counts skipped items by reason (with their rows), and notes: items used but changed on the way in."""
 

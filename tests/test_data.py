@@ -368,3 +368,25 @@ def test_read_records_refuses_bad_sources(tmp_path):
         read_records(DataConfig(source="folder", path=""))
     with pytest.raises(ValueError, match="data.source"):
         read_records(DataConfig(source="webdataset", path=str(tmp_path)))
+
+
+def test_data_labels_keeps_only_those_classes(tmp_path):
+    from gen import config as config_io
+    from gen.config import DataConfig
+    from gen.data import read_records
+
+    root = tmp_path / "ds"
+    rows = []
+    for i, (label, split) in enumerate([("cat", "train"), ("dog", "train"), ("cat", "unseen"), ("owl", "train"),
+                                        (3, "train")]):
+        solid(root / f"{i}.png")
+        rows.append({"file_name": f"{i}.png", "text": f"a {label}", "label": label, "split": split})
+    write_rows(root, rows)
+    kept = read_records(DataConfig(path=str(root), labels=["cat", "3"]))
+    assert [r.path.name for r in kept] == ["0.png", "4.png"]  # split train still applies; 3 reads as "3"
+    assert len(read_records(DataConfig(path=str(root), labels=["cat"]), all_splits=True)) == 2
+    assert len(read_records(DataConfig(path=str(root)))) == 4  # null keeps every label
+    with pytest.raises(ValueError, match="no row has.*'emu'"):
+        read_records(DataConfig(path=str(root), labels=["cat", "emu"]))  # a typo is not an empty class
+    cfg = config_io.load(config_io.GenConfig, None, [f"data.path={root}", "data.labels=[dog]"])  # as --set gives it
+    assert cfg.data.labels == ["dog"]
