@@ -8,6 +8,12 @@ import sys
 from gen.cli import add_debug_flag, debug_parent, run_cli
 
 
+def _add_views(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--views", type=int, metavar="N",
+                   help="warped copies of each image the attribute probabilities average over (docs/judge.md); "
+                        "0: the image alone; default: the captioner's own (judge.views), none without warps")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m caption", description="Train a captioner and judge images with it.")
     add_debug_flag(parser)
@@ -46,9 +52,7 @@ def _parser() -> argparse.ArgumentParser:
                         "judge's zero-shot class accuracy; rows with a `label` need none")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the outputs of an earlier score (other summary.json sections are kept)")
-    p.add_argument("--views", type=int, metavar="N",
-                   help="warped copies of each image the attribute probabilities average over (docs/judge.md); "
-                        "0: the image alone; default: the captioner's own (judge.views), none without warps")
+    _add_views(p)
 
     p = sub.add_parser("search", parents=common, help="rank the images of a folder by a text query")
     p.add_argument("model_dir")
@@ -81,9 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--per-prompt", type=int, default=2, help="with --generated: images per prompt and level "
                                                              "(8 also gives best-of-8)")
     p.add_argument("--prompts", help="with --generated: a prompts file (default: the demo's 40 prompts)")
-    p.add_argument("--views", type=int, metavar="N",
-                   help="warped copies of each image the attribute probabilities average over (docs/judge.md); "
-                        "0: the image alone; default: the captioner's own (judge.views), none without warps")
+    _add_views(p)
     p.add_argument("--guidance", type=float, default=3.0)
     return parser
 
@@ -138,8 +140,6 @@ def _meta_eval_generated(args: argparse.Namespace) -> None:
         raise UserError(f"--steps must be comma-separated whole numbers, not {args.steps!r}") from None
     if min(steps) < 1 or args.per_prompt < 1:
         raise UserError("--steps and --per-prompt must be at least 1")
-    if args.views is not None and args.views < 0:
-        raise UserError(f"--views must be ≥ 0, not {args.views}")
     if args.checkpoints and not args.generated:
         raise UserError("--checkpoints needs --generated GEN_MODEL, the model folder of their run")
     prompts = read_prompts(args.prompts) if args.prompts else demo_prompts()

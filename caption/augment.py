@@ -90,13 +90,13 @@ def blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def warp(image: torch.Tensor, pixels: float) -> torch.Tensor:
-    """(C, H, W), or (B, C, H, W) with one field for all → elastically warped by up to about `pixels`
-    (torchvision ElasticTransform); each image's background colour (its corner pixel) fills what moves in."""
+    """(C, H, W) → elastically warped by up to about `pixels` (torchvision ElasticTransform); the background
+    colour (the corner pixel) fills what moves in from outside."""
     if pixels <= 0:
         return image
     # ElasticTransform's alpha is the displacement in pixels before its Gaussian smoothing, which shrinks it.
     # It fills with 0 and blends edge pixels with the fill, so the image is warped with its background at 0.
-    background = image[..., :1, :1]  # (..., C, 1, 1)
+    background = image[:, :1, :1]  # (C, 1, 1)
     warper = v2.ElasticTransform(alpha=pixels * WARP_SMOOTHNESS * 2, sigma=WARP_SMOOTHNESS)
     return warper(image - background) + background
 

@@ -39,8 +39,8 @@ class Judge:
                  null_count: int = 16, batch_size: int = 256, views: int | None = None) -> None:
         """`views`: warped copies the attribute probabilities average over (caption/views.py); None: the
         captioner's own `judge.views`, none if it was trained without warps."""
+        self.views = views_of_model(model_dir, views)  # first: a bad count is refused before the model loads
         self.model, self.tokenizer = Captioner.from_pretrained(model_dir)
-        self.views = views_of_model(model_dir, views)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
         self.alpha = DEFAULT_ALPHA if alpha is None else alpha

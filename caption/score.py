@@ -34,6 +34,7 @@ from .labels import Labels, class_scores, classifier_readings, find_labels, labe
 from .metrics import CiderD, auroc, bleu4, bootstrap_ci, bootstrap_stat, rank_of_true
 from .negatives import distractors, other_label_distractors
 from .report import write_report
+from .views import check_views
 
 log = logging.getLogger(__name__)
 OUTPUTS = ("scores.jsonl", "summary.json", "report.html")
@@ -174,8 +175,7 @@ def _kept_sections(summary_path: Path, written: dict[str, Any]) -> dict[str, Any
 def _check_arguments(samples_dir: Path, out: Path, alpha: float | None, k: int, overwrite: bool,
                      views: int | None = None) -> None:
     """Every mistake a user can fix, before a model is loaded."""
-    if views is not None and views < 0:
-        raise UserError(f"--views must be ≥ 0, not {views}")
+    check_views(views)
     if alpha is not None and not math.isfinite(alpha):
         raise UserError(f"--alpha must be a finite number, not {alpha}")
     if k < 0:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from gen.cli import UserError
 from gen.config import read_saved
 
 from .augment import warp
@@ -49,6 +50,12 @@ class Views:
         return self.count > 0 and self.warp > 0
 
 
+def check_views(count: int | None) -> None:
+    """A view count is a whole number ≥ 0 (None: the captioner's own); what `--views` may be."""
+    if count is not None and count < 0:
+        raise UserError(f"--views must be ≥ 0, not {count}")
+
+
 def views_of_model(model_dir: str | Path, count: int | None = None) -> Views:
     """The views a captioner folder's roundtrip_config.yaml asks for (`judge.views`, `augment.warp`); `count`
     overrides the number. A captioner trained without warps gets none."""
@@ -56,8 +63,7 @@ def views_of_model(model_dir: str | Path, count: int | None = None) -> Views:
     strength = float((saved.get("augment") or {}).get("warp") or 0.0)
     if count is None:
         count = int((saved.get("judge") or {}).get("views", DEFAULT_VIEWS))
-    if count < 0:
-        raise ValueError(f"views must be ≥ 0, not {count}")
+    check_views(count)
     return Views(count if strength > 0 else 0, strength)
 
 

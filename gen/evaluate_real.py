@@ -127,7 +127,7 @@ def evaluate_samples(samples_dir: str | Path, real_dir: str | Path, test_split: 
     test_pred, test_feats = predict(model, test_pixels)
     real_accuracy = float(np.mean(np.array(test_true) == test_pred.numpy()))
 
-    read = _read_generated(samples_dir, real, classes, model, cfg, skips)
+    read = _read_generated(samples_dir, real, classes, index, model, cfg, skips)
     gen_pixels, wanted, got, gen_feats, unknown = read.pixels, read.wanted, read.got, read.features, read.unknown
     n = len(wanted)
     train_sample = labelled(real, "train", classes)
@@ -171,15 +171,14 @@ class _Generated:
     unknown: collections.Counter
 
 
-def _read_generated(samples_dir: Path, real: list[Record], classes: list[str], model: torch.nn.Module,
-                    cfg: ClassifierConfig, skips: SkipLog) -> _Generated:
+def _read_generated(samples_dir: Path, real: list[Record], classes: list[str], index: dict[str, int],
+                    model: torch.nn.Module, cfg: ClassifierConfig, skips: SkipLog) -> _Generated:
     """Each sample's asked class (from its label or prompt), and what the classifier reads in its image."""
     samples = read_folder(samples_dir, split=None, skips=skips)
     asked = sample_labels(samples, caption_labels(real), classes)
     known = [(rec, a) for rec, a in zip(samples, asked) if a is not None]
     unknown = collections.Counter(rec.texts[0] for rec, a in zip(samples, asked) if a is None)
     pixels, kept = load_pixels([rec for rec, _ in known], cfg.resolution, skips)
-    index = {c: k for k, c in enumerate(classes)}
     wanted = [index[known[i][1]] for i in kept]
     pred, features = predict(model, pixels)
     got = pred.tolist()
