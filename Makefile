@@ -7,7 +7,7 @@ REAL_STAMP := $(VENV)/.installed-real
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup test demo demo-real clean
+.PHONY: setup test demo demo-real gpu-wheels clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,12 @@ demo-real: $(REAL_STAMP)
 	$(PY) -m gen sample runs/real/gen/model --prompts samples/real/prompts.txt --num-per-prompt 10 --seed 0 \
 		--rerank runs/real/caption/model --candidates 8 --out samples/real --overwrite
 	$(PY) -m gen evaluate samples/real --real data/animals32 --overwrite
+
+# What .ci/gpu_bench needs on a lent GPU machine and cannot fetch there: diffusers, at the version used here, as a
+# pure-Python wheel in .whl/ (git-ignored; the device tool carries it). Its other needs are installed there.
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download -q --no-deps --only-binary=:all: -d .whl \
+		diffusers==$$($(PY) -c 'import diffusers; print(diffusers.__version__)')
 
 clean:
 	rm -rf $(VENV) runs

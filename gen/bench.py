@@ -6,6 +6,7 @@ timed in interleaved blocks (so drift in machine speed hits both alike), and com
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import os
 import platform
@@ -22,6 +23,7 @@ from accelerate.utils import set_seed
 from torch.optim.lr_scheduler import LambdaLR
 
 from . import config as config_io
+from . import measure
 from . import precision as precision_io
 from .bench_reference import reference_sample, reference_train_step
 from .config import GenConfig
@@ -32,8 +34,12 @@ from .schedule import WarmupCosine
 from .train import GenTask
 
 
-def _interleaved(paths: dict[str, Callable[[], Any]], blocks: int, per_block: int, warmup: int = 2) -> dict[str, float]:
-    """Median seconds per call of each path, timed in alternating blocks after `warmup` calls each."""
+def _interleaved(paths: dict[str, Callable[[], Any]], blocks: int, per_block: int, warmup: int = 2,
+                 device: torch.device = torch.device("cpu")) -> dict[str, float]:
+    """Median seconds per call of each path, timed in alternating blocks after `warmup` calls each.
+
+    Each call is timed to the end of its device work: our step never waits for the GPU by itself.
+    """
     times: dict[str, list[float]] = {name: [] for name in paths}
     for name, fn in paths.items():
         for _ in range(warmup):
@@ -41,8 +47,10 @@ def _interleaved(paths: dict[str, Callable[[], Any]], blocks: int, per_block: in
     for _ in range(blocks):
         for name, fn in paths.items():
             for _ in range(per_block):
+                measure.synchronize(device)
                 start = time.perf_counter()
                 fn()
+                measure.synchronize(device)
                 times[name].append(time.perf_counter() - start)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
@@ -76,23 +84,41 @@ def _batches(task: GenTask, batch_size: int):
         yield collate([task.dataset[k] for k in next(sampler)])
 
 
-def train_speed(cfg: GenConfig, run_dir: Path, blocks: int = 6, per_block: int = 5) -> dict[str, float]:
+def train_step_flops(task: GenTask, batch: dict[str, Any], device: torch.device) -> int:
+    """Model FLOPs of one training step (forward and backward of our loss) on a copy of the model.
+
+    The optimizer and the reference's per-step text encoder are left out: MFU counts what the model
+    needs, so both paths are held to the same FLOPs and their MFUs differ exactly as their speeds do.
+    """
+    model = copy.deepcopy(task.model).to(device)
+    if task.text_cache is not None:  # a miss would add the frozen encoder, which a step does not run
+        task.text_cache(task.model.text_encoder, [*batch["text"], ""])
+    flops = measure.count_flops(lambda: task.loss(model, batch).backward())
+    del model
+    return flops
+
+
+def train_speed(cfg: GenConfig, run_dir: Path, device: torch.device, blocks: int = 6,
+                per_block: int = 5) -> dict[str, Any]:
     """Training images/s, ours (in its `auto` precision) and the reference (fp32), same model and batches."""
     set_seed(0)
     task = GenTask(cfg, run_dir)
-    reference_model = copy.deepcopy(task.model)
-    precision, _ = choose_precision(task, cfg.train, PartialState().device)  # as a training run would
+    reference_model = copy.deepcopy(task.model).to(device)
+    precision, _ = choose_precision(task, cfg.train, device)  # as a training run would
     ours = _our_train_step(task, cfg, precision)
     ref = reference_train_step(reference_model, task.tokenizer, task.max_length, task.scheduler,
                                cfg.diffusion.cond_drop, cfg.train.grad_clip)
     data = _batches(task, cfg.train.batch_size)
-    seconds = _interleaved({"ours": lambda: ours(next(data)), "reference": lambda: ref(next(data))}, blocks, per_block)
+    flops = train_step_flops(task, next(data), device)
+    seconds = _interleaved({"ours": lambda: ours(next(data)), "reference": lambda: ref(next(data))},
+                           blocks, per_block, device=device)
     b = cfg.train.batch_size
     return {"ours_images_per_s": b / seconds["ours"], "reference_images_per_s": b / seconds["reference"],
-            "ours_precision": precision}
+            "ours_precision": precision, "flops_per_step": flops,
+            "ours_flop_per_s": flops / seconds["ours"], "reference_flop_per_s": flops / seconds["reference"]}
 
 
-def sample_speed(cfg: GenConfig, run_dir: Path, n: int = 16, blocks: int = 4,
+def sample_speed(cfg: GenConfig, run_dir: Path, device: torch.device, n: int = 16, blocks: int = 4,
                  compiled: bool = True) -> dict[str, Any]:
     """Sampling images/s at cfg.sample.steps DPM++ steps with CFG: our pipeline against the reference loop.
 
@@ -100,40 +126,61 @@ def sample_speed(cfg: GenConfig, run_dir: Path, n: int = 16, blocks: int = 4,
     and left out of the median, as it is paid once per job.
     """
     task = GenTask(cfg, run_dir)
-    model = task.model.eval()
+    model = task.model.eval().to(device)
     prompts = ((cfg.sample.prompts or ["a red circle on the left"]) * n)[:n]
     steps, guidance = cfg.sample.steps, cfg.sample.guidance
     ref_scheduler = sampling_scheduler(task.scheduler)
     gens = [torch.Generator().manual_seed(i) for i in range(n)]
 
     def ours(compile: bool) -> Callable[[], Any]:
-        pipe = task.pipeline(copy.deepcopy(model)).for_sampling(compile=compile)  # as `gen sample` loads it
+        pipe = task.pipeline(copy.deepcopy(model)).for_sampling(device, compile=compile)  # as `gen sample` loads it
         pipe.set_progress_bar_config(disable=True)
         return lambda: pipe(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=gens, output_type="pt")
 
     paths = {"ours": ours(False),
              "reference": lambda: reference_sample(model, task.tokenizer, task.max_length, ref_scheduler, prompts,
                                                    steps, guidance, gens)}
-    result: dict[str, Any] = {"steps": steps}
+    result: dict[str, Any] = {"steps": steps, "flops_per_call": measure.count_flops(paths["reference"])}
     if compiled:
         paths["ours_compiled"] = ours(True)
         start = time.perf_counter()
         paths["ours_compiled"]()
+        measure.synchronize(device)
         result["compile_s"] = time.perf_counter() - start
-    seconds = _interleaved(paths, blocks, 1, warmup=1)
+    seconds = _interleaved(paths, blocks, 1, warmup=1, device=device)
     result.update({f"{name}_images_per_s": n / s for name, s in seconds.items()})
+    result.update({f"{name}_flop_per_s": result["flops_per_call"] / s for name, s in seconds.items()})
     return result
 
 
-def precision_speeds(cfg: GenConfig, run_dir: Path, precisions: list[str], steps: int = 6) -> dict[str, float]:
-    """Training steps/s of our step under each precision (bf16 on a CPU without it can be 10-25× slower)."""
-    rates = {}
+def precision_speeds(cfg: GenConfig, run_dir: Path, precisions: list[str], device: torch.device,
+                     steps: int = 6) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+    """Training steps/s of our step under each precision (bf16 on a CPU without it can be 10-25× slower),
+    and the peak memory of each (on a CPU, the process's peak so far: see measure.peak_memory)."""
+    rates, peaks = {}, {}
     for precision in precisions:
         set_seed(0)
         task = GenTask(cfg, run_dir)
         step, data = _our_train_step(task, cfg, precision), _batches(task, cfg.train.batch_size)
-        rates[precision] = 1.0 / _interleaved({precision: lambda: step(next(data))}, 1, steps, warmup=1)[precision]
-    return rates
+        gc.collect()  # the models of earlier stages, held in reference cycles, would count in the peak
+        measure.reset_peak_memory(device)
+        seconds = _interleaved({precision: lambda: step(next(data))}, 1, steps, warmup=1, device=device)
+        rates[precision], peaks[precision] = 1.0 / seconds[precision], measure.peak_memory(device)
+        del task, step, data
+    return rates, peaks
+
+
+def utilisation(train: dict[str, Any], sample: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Matmul ceilings measured here, in fp32 and in our training precision, and each path's MFU against
+    the ceiling of the dtype it runs in (the reference and sampling run fp32)."""
+    ours = {"no": "fp32"}.get(train["ours_precision"], train["ours_precision"])
+    ceilings = {name: measure.matmul_ceiling(device, measure.DTYPES[name]) for name in dict.fromkeys(["fp32", ours])}
+    ours_ceiling = ceilings[ours]
+    mfu = {"train_ours": train["ours_flop_per_s"] / ours_ceiling,
+           "train_reference": train["reference_flop_per_s"] / ceilings["fp32"]}
+    mfu.update({f"sample_{name.removesuffix('_flop_per_s')}": value / ceilings["fp32"]
+                for name, value in sample.items() if name.endswith("_flop_per_s")})
+    return {"matmul_ceiling_flop_per_s": ceilings, "mfu": mfu}
 
 
 def cpu_name() -> str:
@@ -158,13 +205,15 @@ def bench(config_path: str, overrides: list[str], precisions: list[str] | None =
     cfg = config_io.load(GenConfig, config_path, overrides)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    device = PartialState().device
     with tempfile.TemporaryDirectory() as tmp:
-        train = train_speed(cfg, Path(tmp) / "t")
-        sample = sample_speed(cfg, Path(tmp) / "s", compiled=compiled)
-        per_precision = precision_speeds(cfg, Path(tmp) / "p", precisions or ["no", "bf16"])
+        train = train_speed(cfg, Path(tmp) / "t", device)
+        sample = sample_speed(cfg, Path(tmp) / "s", device, compiled=compiled)
+        per_precision, peaks = precision_speeds(cfg, Path(tmp) / "p", precisions or ["no", "bf16"], device)
     result = {
         "config": str(config_path), "batch_size": cfg.train.batch_size, "machine": machine(),
-        "train": train, "sample": sample, "train_steps_per_s": per_precision,
+        "train": train, "sample": sample, "train_steps_per_s": per_precision, "peak_memory": peaks,
+        **utilisation(train, sample, device),
         "train_ratio": train["ours_images_per_s"] / train["reference_images_per_s"],
         "sample_ratio": sample["ours_images_per_s"] / sample["reference_images_per_s"],
     }

@@ -23,16 +23,17 @@ def reference_train_step(model: torch.nn.Module, tokenizer: Any, max_length: int
     """A closure doing one reference training step on a batch; returns the loss as a Python float."""
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     text_encoder, unet = model.text_encoder, model.unet
+    device = next(unet.parameters()).device
 
     def step(batch: dict[str, Any]) -> float:
-        x0 = batch["pixel_values"]  # (B, 3, H, W)
+        x0 = batch["pixel_values"].to(device)  # (B, 3, H, W)
         drop = torch.rand(len(batch["text"])) < cond_drop
         texts = ["" if d else t for d, t in zip(drop.tolist(), batch["text"])]
-        ids, mask = tokenize(tokenizer, texts, max_length)
+        ids, mask = (x.to(device) for x in tokenize(tokenizer, texts, max_length))
         with torch.set_grad_enabled(any(p.requires_grad for p in text_encoder.parameters())):
             states, mask = encode(text_encoder, ids, mask)  # (B, T, D)
         noise = torch.randn_like(x0)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (x0.shape[0],))
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (x0.shape[0],), device=device)
         noisy = scheduler.add_noise(x0, noise, t)
         target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
         pred = unet(noisy, t, **unet_conditioning(unet, states, mask)).sample  # (B, 3, H, W)
@@ -52,13 +53,14 @@ def reference_sample(model: torch.nn.Module, tokenizer: Any, max_length: int, sc
                      generator: torch.Generator | list[torch.Generator]) -> torch.Tensor:
     """Images (B, 3, H, W) in [-1, 1] from a hand-written CFG loop over `scheduler`."""
     unet = model.unet
-    ids, mask = tokenize(tokenizer, [""] * len(prompts) + list(prompts), max_length)
+    device = next(unet.parameters()).device
+    ids, mask = (x.to(device) for x in tokenize(tokenizer, [""] * len(prompts) + list(prompts), max_length))
     states, mask = encode(model.text_encoder, ids, mask)  # (2B, T, D)
     kwargs = unet_conditioning(unet, states, mask)
     size = unet.config.sample_size
-    x = randn_tensor((len(prompts), unet.config.in_channels, size, size), generator=generator)
+    x = randn_tensor((len(prompts), unet.config.in_channels, size, size), generator=generator, device=device)
     x = x * scheduler.init_noise_sigma
-    scheduler.set_timesteps(steps)
+    scheduler.set_timesteps(steps, device=device)
     for t in scheduler.timesteps:
         x_in = scheduler.scale_model_input(torch.cat([x, x]), t)  # (2B, 3, H, W)
         uncond, cond = unet(x_in, t, **kwargs).sample.chunk(2)

@@ -13,6 +13,8 @@ from typing import Callable
 
 import torch
 
+from .measure import synchronize
+
 log = logging.getLogger(__name__)
 
 
@@ -57,8 +59,7 @@ def time_steps(step: Callable[[], None], precision: str, device: torch.device, r
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         if i:
             times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]

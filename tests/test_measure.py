@@ -1,0 +1,82 @@
+"""What `gen bench` reports besides speed (issue 7): model FLOPs, the measured matmul ceiling, MFU, peak memory.
+
+Speeds are measured by the command, never asserted; these tests check the arithmetic and the bookkeeping.
+"""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from accelerate.utils import set_seed
+
+from conftest import GEN_TINY
+from gen import config as config_io
+from gen import measure
+from gen.bench import bench, train_step_flops, utilisation
+from gen.config import GenConfig
+from gen.data import collate
+from gen.train import GenTask
+
+
+def test_cpu_flash_attention_is_counted_forward_and_backward():
+    # SDPA on a CPU runs a kernel torch's counter does not know; uncounted, attention would be 0 FLOPs.
+    b, h, n, d = 2, 2, 64, 32
+    q = torch.randn(b, h, n, d, requires_grad=True)
+    forward = 2 * (2 * b * h * n * n * d)  # QK^T and PV
+    assert measure.count_flops(lambda: F.scaled_dot_product_attention(q, q, q)) == forward
+    # The backward recomputes the scores and makes dQ, dK, dV and dP: 5 products to the forward's 2.
+    assert measure.count_flops(lambda: F.scaled_dot_product_attention(q, q, q).sum().backward()) == forward * 7 // 2
+
+
+def test_matmul_ceiling_is_the_timed_products_rate():
+    rate = measure.matmul_ceiling(torch.device("cpu"), size=256, repeats=3)
+    assert 1e8 < rate < 1e13  # 0.1 GFLOP/s to 10 TFLOP/s: any CPU, and not a unit slip
+
+
+def test_mfu_holds_each_path_to_the_ceiling_of_its_dtype():
+    train = {"ours_precision": "no", "ours_flop_per_s": 4e9, "reference_flop_per_s": 2e9}
+    sample = {"ours_flop_per_s": 3e9, "reference_flop_per_s": 1e9, "ours_images_per_s": 5.0}
+    out = utilisation(train, sample, torch.device("cpu"))
+    ceiling = out["matmul_ceiling_flop_per_s"]
+    assert list(ceiling) == ["fp32"]  # "no" is fp32: one ceiling, measured once
+    assert out["mfu"] == pytest.approx({"train_ours": 4e9 / ceiling["fp32"], "train_reference": 2e9 / ceiling["fp32"],
+                                        "sample_ours": 3e9 / ceiling["fp32"], "sample_reference": 1e9 / ceiling["fp32"]})
+
+
+@pytest.mark.timeout(120)
+def test_training_step_flops_leave_out_the_frozen_text_encoder(tmp_path):
+    cfg = config_io.load(GenConfig, str(GEN_TINY), ["text.freeze=true"])
+    task = GenTask(cfg, tmp_path / "run")
+    batch = collate([task.dataset[i] for i in range(8)])
+    set_seed(0)
+    flops = train_step_flops(task, batch, torch.device("cpu"))
+    # Counted again with the encoder's states cached, as they are during training: the same model FLOPs.
+    model = copy.deepcopy(task.model)
+    set_seed(0)
+    assert measure.count_flops(lambda: task.loss(model, batch).backward()) == flops
+    # With an empty cache the same step also runs the encoder: counting that would inflate MFU.
+    task.text_cache.states.clear()
+    set_seed(0)
+    assert measure.count_flops(lambda: task.loss(model, batch).backward()) > flops
+
+
+@pytest.mark.timeout(300)
+def test_bench_reports_flops_mfu_and_memory_beside_the_ratios(tmp_path):
+    out = tmp_path / "b.json"
+    result = bench(str(GEN_TINY), ["data.shapes_count=64"], precisions=["no"], out=str(out), compiled=False)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    train, sample, mfu = result["train"], result["sample"], result["mfu"]
+    assert result["train_ratio"] == pytest.approx(train["ours_images_per_s"] / train["reference_images_per_s"])
+    # Both paths are held to the same model FLOPs and (fp32 on this CPU) the same ceiling, so their MFUs
+    # differ exactly as their speeds do.
+    assert mfu["train_ours"] / mfu["train_reference"] == pytest.approx(result["train_ratio"])
+    assert mfu["sample_ours"] / mfu["sample_reference"] == pytest.approx(result["sample_ratio"])
+    assert all(0 < value < 1 for value in mfu.values())
+    # A training step is forward + backward of the images: about 3 forwards. A sampling call is `steps`
+    # forwards of 2 × 16 images (CFG by batch doubling) and the text encoder once.
+    per_image_forward = sample["flops_per_call"] / (sample["steps"] * 2 * 16)
+    assert 2.5 < train["flops_per_step"] / (result["batch_size"] * per_image_forward) < 3.2
+    assert result["peak_memory"]["no"]["bytes"] > 10 * 2**20
