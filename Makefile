@@ -7,7 +7,7 @@ REAL_STAMP := $(VENV)/.installed-real
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup test demo demo-real gpu-wheels clean
+.PHONY: setup test lint demo demo-real gpu-wheels clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check gen caption tests
 
 demo: $(STAMP)
 	$(PY) -m caption demo

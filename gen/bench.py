@@ -14,7 +14,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from functools import partial
+from typing import Any, Callable, Iterator
 
 import torch
 from accelerate import Accelerator, PartialState
@@ -33,15 +34,17 @@ from .engine import _ema, _optimizer, choose_precision
 from .schedule import WarmupCosine
 from .train import GenTask
 
+CPU = torch.device("cpu")
+
 
 def _interleaved(paths: dict[str, Callable[[], Any]], blocks: int, per_block: int, warmup: int = 2,
-                 device: torch.device = torch.device("cpu")) -> dict[str, float]:
+                 device: torch.device = CPU) -> dict[str, float]:
     """Median seconds per call of each path, timed in alternating blocks after `warmup` calls each.
 
     Each call is timed to the end of its device work: our step never waits for the GPU by itself.
     """
     times: dict[str, list[float]] = {name: [] for name in paths}
-    for name, fn in paths.items():
+    for fn in paths.values():
         for _ in range(warmup):
             fn()
     for _ in range(blocks):
@@ -78,7 +81,11 @@ def _our_train_step(task: GenTask, cfg: GenConfig, precision: str) -> Callable[[
     return step
 
 
-def _batches(task: GenTask, batch_size: int):
+def _step_on_next(step: Callable[[dict[str, Any]], Any], data: Iterator[dict[str, Any]]) -> None:
+    step(next(data))
+
+
+def _batches(task: GenTask, batch_size: int) -> Iterator[dict[str, Any]]:
     sampler = iter(EpochBatchSampler(len(task.dataset), batch_size, 0))
     while True:
         yield collate([task.dataset[k] for k in next(sampler)])
@@ -93,9 +100,7 @@ def train_step_flops(task: GenTask, batch: dict[str, Any], device: torch.device)
     model = copy.deepcopy(task.model).to(device)
     if task.text_cache is not None:  # a miss would add the frozen encoder, which a step does not run
         task.text_cache(task.model.text_encoder, [*batch["text"], ""])
-    flops = measure.count_flops(lambda: task.loss(model, batch).backward())
-    del model
-    return flops
+    return measure.count_flops(lambda: task.loss(model, batch).backward())
 
 
 def train_speed(cfg: GenConfig, run_dir: Path, device: torch.device, blocks: int = 6,
@@ -164,9 +169,9 @@ def precision_speeds(cfg: GenConfig, run_dir: Path, precisions: list[str], devic
         step, data = _our_train_step(task, cfg, precision), _batches(task, cfg.train.batch_size)
         gc.collect()  # the models of earlier stages, held in reference cycles, would count in the peak
         measure.reset_peak_memory(device)
-        seconds = _interleaved({precision: lambda: step(next(data))}, 1, steps, warmup=1, device=device)
-        rates[precision], peaks[precision] = 1.0 / seconds[precision], measure.peak_memory(device)
-        del task, step, data
+        rates[precision] = 1.0 / _interleaved({precision: partial(_step_on_next, step, data)}, 1, steps, warmup=1,
+                                              device=device)[precision]
+        peaks[precision] = measure.peak_memory(device)
     return rates, peaks
 
 

@@ -173,7 +173,7 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             return float(value)
         except ValueError:
             raise ConfigError(f"config key {key!r} must be float, got {value!r}") from None
-    if hint in (int, float, str, bool) and not (type(value) is hint):
+    if hint in (int, float, str, bool) and type(value) is not hint:
         raise ConfigError(f"config key {key!r} must be {hint.__name__}, got {value!r}")
     return value
 

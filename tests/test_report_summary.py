@@ -106,7 +106,7 @@ def test_score_folder_headline_without_an_oracle(captioner_dir, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
     texts = ["a photo of a field", "a dog on a beach"]
-    for i, text in enumerate(texts):
+    for i in range(len(texts)):
         Image.new("RGB", (16, 16), (90, 120 + 50 * i, 60)).save(folder / f"{i}.png")
     (folder / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f"{i}.png", "text": t}) + "\n"
                                                    for i, t in enumerate(texts)))
