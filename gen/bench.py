@@ -13,8 +13,8 @@ import platform
 import statistics
 import tempfile
 import time
-from pathlib import Path
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
