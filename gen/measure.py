@@ -7,7 +7,6 @@ load all differ from the book.
 """
 from __future__ import annotations
 
-import resource
 import sys
 import time
 from typing import Any, Callable
@@ -17,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 
 aten = torch.ops.aten
 
-DTYPES = {"no": torch.float32, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _cpu_sdpa(query: Any, key: Any, value: Any, *args: Any, **kwargs: Any) -> int:
@@ -75,5 +74,9 @@ def peak_memory(device: torch.device) -> dict[str, Any]:
     resident memory over its whole life, which no call can reset (so it bounds every stage run so far)."""
     if device.type == "cuda":
         return {"kind": "cuda_max_memory_allocated", "bytes": int(torch.cuda.max_memory_allocated(device))}
+    try:
+        import resource  # Unix only
+    except ImportError:
+        return {"kind": "unavailable", "bytes": None}
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"kind": "process_peak_rss", "bytes": int(peak if sys.platform == "darwin" else peak * 1024)}
