@@ -115,7 +115,7 @@ def train_speed(cfg: GenConfig, run_dir: Path, device: torch.device, blocks: int
                                cfg.diffusion.cond_drop, cfg.train.grad_clip)
     data = _batches(task, cfg.train.batch_size)
     flops = train_step_flops(task, next(data), device)
-    seconds = _interleaved({"ours": lambda: ours(next(data)), "reference": lambda: ref(next(data))},
+    seconds = _interleaved({"ours": partial(_step_on_next, ours, data), "reference": partial(_step_on_next, ref, data)},
                            blocks, per_block, device=device)
     b = cfg.train.batch_size
     return {"ours_images_per_s": b / seconds["ours"], "reference_images_per_s": b / seconds["reference"],
