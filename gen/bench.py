@@ -34,11 +34,9 @@ from .engine import _ema, _optimizer, choose_precision
 from .schedule import WarmupCosine
 from .train import GenTask
 
-CPU = torch.device("cpu")
 
-
-def _interleaved(paths: dict[str, Callable[[], Any]], blocks: int, per_block: int, warmup: int = 2,
-                 device: torch.device = CPU) -> dict[str, float]:
+def _interleaved(paths: dict[str, Callable[[], Any]], blocks: int, per_block: int, device: torch.device,
+                 warmup: int = 2) -> dict[str, float]:
     """Median seconds per call of each path, timed in alternating blocks after `warmup` calls each.
 
     Each call is timed to the end of its device work: our step never waits for the GPU by itself.
@@ -179,7 +177,8 @@ def utilisation(train: dict[str, Any], sample: dict[str, Any], device: torch.dev
     """Matmul ceilings measured here, in fp32 and in our training precision, and each path's MFU against
     the ceiling of the dtype it runs in (the reference and sampling run fp32)."""
     ours = {"no": "fp32"}.get(train["ours_precision"], train["ours_precision"])
-    ceilings = {name: measure.matmul_ceiling(device, measure.DTYPES[name]) for name in dict.fromkeys(["fp32", ours])}
+    ceilings = {name: measure.matmul_ceiling(device, precision_io.AUTOCAST_DTYPES.get(name, torch.float32))
+                for name in dict.fromkeys(["fp32", ours])}
     ours_ceiling = ceilings[ours]
     mfu = {"train_ours": train["ours_flop_per_s"] / ours_ceiling,
            "train_reference": train["reference_flop_per_s"] / ceilings["fp32"]}

@@ -17,6 +17,9 @@ from .measure import synchronize
 
 log = logging.getLogger(__name__)
 
+# accelerate's precision names and the dtypes they autocast to; "no" runs fp32.
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 def cpu_has_native_bf16() -> bool:
     """True when the CPU executes bf16 arithmetic in hardware (AVX512-BF16 or AMX on x86, BF16 on Arm)."""
@@ -53,7 +56,7 @@ def resolve(requested: str, device: torch.device, measure: Callable[[str], float
 
 def time_steps(step: Callable[[], None], precision: str, device: torch.device, repeats: int = 3) -> float:
     """Median seconds of `step()` under the autocast that accelerate would use for `precision`."""
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    dtype = AUTOCAST_DTYPES.get(precision)
     times = []
     for i in range(repeats + 1):  # the first call pays for allocation and kernel choice
         start = time.perf_counter()
