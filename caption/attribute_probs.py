@@ -35,7 +35,7 @@ class AttributeProbs:
 def attribute_probs(judge: Judge, tokens: torch.Tensor | Sequence[torch.Tensor], prompts: Sequence[str],
                     domain: Domain, temperature: float = 1.0) -> AttributeProbs:
     """Score each image against its prompt and every one-word variant the domain makes. `tokens`: the images'
-    tokens (N, T_img, D), or a list of them, the images first and then warped views (`Judge.encode_warped`);
+    tokens (N, T_img, D), or a list of them, the images first and then warped views (`Judge.encode_views`);
     each attribute's softmax is then averaged over the views, and the reading is the average's argmax. The
     debiased score is always that of the images themselves."""
     views = [tokens] if isinstance(tokens, torch.Tensor) else list(tokens)

@@ -69,10 +69,14 @@ class Judge:
                           for i in range(0, len(pixels), self.batch_size)])
 
     def encode_warped(self, pixels: torch.Tensor) -> list[torch.Tensor]:
-        """Image tokens (B, N, D) of each warped view of the images (caption/views.py); [] when the judge uses
-        none. `attribute_probs(judge, [tokens, *judge.encode_warped(pixels)], ...)` averages over them."""
+        """Image tokens (B, N, D) of each warped view of the images (caption/views.py); [] when the judge uses none."""
         return [self.encode(warped_view(pixels, k, self.views.warp))
                 for k in range(self.views.count if self.views.active else 0)]
+
+    def encode_views(self, pixels: torch.Tensor, tokens: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Image tokens of the images themselves (`tokens` when the caller has them) and then of each warped
+        view: what `attribute_probs` averages over."""
+        return [self.encode(pixels) if tokens is None else tokens, *self.encode_warped(pixels)]
 
     @torch.no_grad()
     def _batches(self, image_tokens: torch.Tensor, texts: Sequence[str]) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

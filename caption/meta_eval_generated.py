@@ -78,7 +78,7 @@ def run_length(prompts: Sequence[str]) -> int:
 def judged_rows(judge: Judge, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[dict[str, Any]]:
     """Per image: the strict oracle's verdicts and shape margin, and the judge's probabilities and readings."""
     pixels = torch.stack([judge.pil_to_pixels(im) for im in images])  # (N, 3, S, S)
-    found = attribute_probs(judge, [judge.encode(pixels), *judge.encode_warped(pixels)], prompts, domains.SHAPES)
+    found = attribute_probs(judge, judge.encode_views(pixels), prompts, domains.SHAPES)
     rows = []
     for i, (image, prompt) in enumerate(zip(images, prompts)):
         verdict = check_strict(image, prompt)

@@ -195,7 +195,7 @@ def _domain_fields(judge: Judge, pixels: torch.Tensor, tokens: torch.Tensor, ite
     never parsed."""
     fields: list[dict[str, Any]] = [{} for _ in items]
     if domain.attributes:
-        views = [tokens, *judge.encode_warped(pixels)]
+        views = judge.encode_views(pixels, tokens)
         probs = attribute_probs(judge, views, [it["prompt"] for it in items], domain)
         for i, f in enumerate(fields):
             f["p_right"] = None if math.isnan(probs.all[i]) else float(probs.all[i])

@@ -61,7 +61,7 @@ class JudgeScorer:
         if contrast:
             scores[contrast] = self.among_rivals(tokens[contrast], [prompts[i] for i in contrast])
         if rest:
-            views = [tokens[rest], *self.judge.encode_warped(pixels[rest])]  # warped views only where they count
+            views = self.judge.encode_views(pixels[rest], tokens[rest])  # warped views only where they count
             found = attribute_probs(self.judge, views, [prompts[i] for i in rest], self.domain)
             scores[rest] = np.where(np.isnan(found.all), found.debiased, found.all)
         return scores.tolist()

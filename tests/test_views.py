@@ -104,6 +104,10 @@ def test_a_judge_of_a_warp_trained_captioner_scores_warped_views(captioner_dir, 
     warped = judge.encode_warped(pixels)
     assert len(warped) == 2 and warped[0].shape == judge.encode(pixels).shape
     assert not torch.allclose(warped[0], judge.encode(pixels)) and not torch.allclose(warped[0], warped[1])
+    views = judge.encode_views(pixels)  # the images first, then their warped views
+    assert len(views) == 3 and torch.equal(views[0], judge.encode(pixels)) and torch.equal(views[1], warped[0])
+    given = torch.zeros_like(views[0])
+    assert judge.encode_views(pixels, given)[0] is given  # tokens the caller already has are not encoded again
     assert Judge(folder, device="cpu", views=0).encode_warped(pixels) == []
     assert Judge(captioner_dir, device="cpu").encode_warped(pixels) == []  # the tiny config has no warps
 
