@@ -80,12 +80,17 @@ def find_labels(records: Sequence[Record], labels_from: str | Path | None = None
     return Labels(classes, prompts, of_item, str(labels_from) if labels_from else "the rows' labels")
 
 
-def class_scores(judge: Judge, tokens: torch.Tensor, prompts: Sequence[str]) -> dict[str, np.ndarray]:
-    """Every image (tokens (N, T_img, D)) against every class prompt: {"logp", "debiased"} → (N, C)."""
+def class_logp(judge: Judge, tokens: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+    """log p(prompt | image) of every image (tokens (N, T_img, D)) against every class prompt: (N, C)."""
     c = len(prompts)
     step = max(1, judge.batch_size // c)
-    logp = torch.cat([judge.logp(tokens[s:s + step].repeat_interleave(c, 0), list(prompts) * len(tokens[s:s + step]))
-                      .view(-1, c) for s in range(0, len(tokens), step)])  # (N, C)
+    return torch.cat([judge.logp(tokens[s:s + step].repeat_interleave(c, 0), list(prompts) * len(tokens[s:s + step]))
+                      .view(-1, c) for s in range(0, len(tokens), step)])
+
+
+def class_scores(judge: Judge, tokens: torch.Tensor, prompts: Sequence[str]) -> dict[str, np.ndarray]:
+    """Every image (tokens (N, T_img, D)) against every class prompt: {"logp", "debiased"} → (N, C)."""
+    logp = class_logp(judge, tokens, prompts)
     prior = judge.prior(prompts)  # (C,)
     return {"logp": logp.numpy(), "debiased": (logp - judge.alpha * prior).numpy()}
 

@@ -23,7 +23,7 @@ from gen import domains
 
 from .attribute_probs import attribute_probs
 from .judge import Judge
-from .labels import class_scores
+from .labels import class_logp
 
 KINDS = ("prob", "debiased")
 
@@ -70,7 +70,7 @@ class JudgeScorer:
         """Per image (tokens (N, T_img, D)): softmax of log p(text | image) over its prompt and the rivals, at its
         prompt."""
         texts = list(dict.fromkeys([*self.rivals, *prompts]))
-        logp = class_scores(self.judge, tokens, texts)["logp"]  # (N, len(texts)), as the zero-shot reading ranks
+        logp = class_logp(self.judge, tokens, texts).numpy()  # (N, len(texts)), as the zero-shot reading ranks
         rival = np.isin(texts, self.rivals)
         out = np.empty(len(prompts))
         for i, prompt in enumerate(prompts):

@@ -38,10 +38,11 @@ def read_records(cfg: DataConfig, default_dir: str | Path | None = None, skips: 
 def only_labels(records: list[Record], labels: Sequence[str]) -> list[Record]:
     """The records whose label is one of `labels`; a label that no record has is an error, not an empty class."""
     wanted = set(labels)
-    missing = wanted - {label_of(r) for r in records}
+    found = [label_of(r) for r in records]
+    missing = wanted - set(found)
     if missing:
         raise ValueError(f"data.labels names {len(missing)} label(s) no row has, e.g. {sorted(missing)[:3]}")
-    return [r for r in records if label_of(r) in wanted]
+    return [r for r, label in zip(records, found) if label in wanted]
 
 
 def _read_source(cfg: DataConfig, default_dir: str | Path | None, skips: SkipLog | None,
