@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import pytest
+import torch
 import yaml
 
 from caption.train import CaptionConfig
 from gen import config as config_io
 from gen.config import ConfigError, GenConfig, apply_overrides, load
+from gen.train import build_unet
 
 from conftest import ROOT
 
@@ -36,6 +38,27 @@ def test_every_gen_config_loads(path):
     assert cfg.name == path.stem
     _assert_matches_yaml(cfg, yaml.safe_load(path.read_text()))
     assert isinstance(cfg.train.lr, float)
+
+
+@pytest.mark.parametrize("path", GEN_CONFIGS, ids=lambda p: p.name)
+def test_every_gen_config_builds_a_unet_that_denoises_at_its_resolution(path):
+    cfg = load(GenConfig, path)
+    dim, size = cfg.text.n_embd, cfg.data.resolution
+    unet = build_unet(cfg, cross_attention_dim=dim).eval()
+    x = torch.randn(1, 3, size, size)
+    pooled = {"class_labels": torch.randn(1, dim)} if cfg.unet.get("class_embed_type") == "projection" else {}
+    with torch.no_grad():
+        out = unet(x, torch.tensor([500]), torch.randn(1, 4, dim), **pooled).sample
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_shapes32_has_no_resnet_at_full_resolution():
+    """layers_per_block [0, 1, 1]: the 32x32 level keeps only its downsampling conv in the encoder and one
+    ResNet in the decoder, the cheaper step docs/benchmarks.md measured."""
+    unet = build_unet(load(GenConfig, ROOT / "configs" / "gen" / "shapes32.yaml"), cross_attention_dim=128)
+    assert [len(b.resnets) for b in unet.down_blocks] == [0, 1, 1]
+    assert [len(b.resnets) for b in unet.up_blocks] == [2, 2, 1]
+    assert unet.down_blocks[0].downsamplers is not None
 
 
 @pytest.mark.parametrize("path", CAPTION_CONFIGS, ids=lambda p: p.name)
