@@ -205,25 +205,33 @@ def machine() -> dict[str, Any]:
 
 def bench(config_path: str, overrides: list[str], precisions: list[str] | None = None,
           out: str | None = None, compiled: bool = True) -> dict[str, Any]:
-    """Speeds, ratios ours / reference, and steps/s per precision; printed, and written to `out` as JSON."""
+    """Speeds, ratios ours / reference, and steps/s per precision; printed, and written to `out` as JSON.
+
+    `out` is rewritten after each stage, so a run stopped by a time limit (a lent GPU machine's) keeps the
+    stages it finished; sampling, with its one-off compiling, comes last.
+    """
     cfg = config_io.load(GenConfig, config_path, overrides)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = PartialState().device
+    result: dict[str, Any] = {"config": str(config_path), "batch_size": cfg.train.batch_size, "machine": machine()}
+
+    def stage_done() -> None:
+        if out:
+            Path(out).write_text(json.dumps(result, indent=2))
+
     with tempfile.TemporaryDirectory() as tmp:
         train = train_speed(cfg, Path(tmp) / "t", device)
-        sample = sample_speed(cfg, Path(tmp) / "s", device, compiled=compiled)
+        result.update(train=train, train_ratio=train["ours_images_per_s"] / train["reference_images_per_s"])
+        stage_done()
         per_precision, peaks = precision_speeds(cfg, Path(tmp) / "p", precisions or ["no", "bf16"], device)
-    result = {
-        "config": str(config_path), "batch_size": cfg.train.batch_size, "machine": machine(),
-        "train": train, "sample": sample, "train_steps_per_s": per_precision, "peak_memory": peaks,
-        **utilisation(train, sample, device),
-        "train_ratio": train["ours_images_per_s"] / train["reference_images_per_s"],
-        "sample_ratio": sample["ours_images_per_s"] / sample["reference_images_per_s"],
-    }
+        result.update(train_steps_per_s=per_precision, peak_memory=peaks)
+        stage_done()
+        sample = sample_speed(cfg, Path(tmp) / "s", device, compiled=compiled)
+    result.update(sample=sample, **utilisation(train, sample, device),
+                  sample_ratio=sample["ours_images_per_s"] / sample["reference_images_per_s"])
     if "ours_compiled_images_per_s" in sample:  # `gen sample --compile`, after its one-off compile_s
         result["sample_ratio_compiled"] = sample["ours_compiled_images_per_s"] / sample["reference_images_per_s"]
     print(json.dumps(result, indent=2))
-    if out:
-        Path(out).write_text(json.dumps(result, indent=2))
+    stage_done()
     return result
