@@ -65,6 +65,7 @@ def _our_train_step(task: GenTask, cfg: GenConfig, precision: str) -> Callable[[
     optimizer = _optimizer(model, cfg.train, task.lr_scale)
     lr_schedule = LambdaLR(optimizer, WarmupCosine(cfg.train.warmup_steps, cfg.train.max_steps))
     ema = _ema(params, cfg.train)
+    ema.to(accelerator.device)  # as engine.fit: prepare() moves the model, not the EMA's shadow copy
     prepared, optimizer = accelerator.prepare(model, optimizer)
 
     def step(batch: dict[str, Any]) -> None:
