@@ -89,3 +89,29 @@ def test_gpu_bench_script_runs_the_bench_and_it_reports_flops_mfu_and_memory(tmp
     per_image_forward = sample["flops_per_call"] / (sample["steps"] * 2 * 16)
     assert 2.5 < train["flops_per_step"] / (result["batch_size"] * per_image_forward) < 3.2
     assert result["peak_memory"]["no"]["bytes"] > 10 * 2**20
+
+
+@pytest.mark.timeout(300)
+def test_gpu_train_script_trains_samples_the_demo_prompts_and_scores_them(tmp_path):
+    # .ci/gpu_train is the other command a lent GPU machine runs; here on the CPU, with a UNet shrunk
+    # through the script's pass-through options so that it trains and samples in seconds.
+    out, run = tmp_path / "out", tmp_path / "run"
+    env = {**os.environ, "OUT": str(out), "RUN_DIR": str(run),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    tiny = config_io.load(GenConfig, GEN_TINY, [])
+    options = ["--set", f"data.path={tmp_path / 'data'}", "--set", "data.resolution=32", "--set", "data.shapes_count=64",
+               "--set", "train.batch_size=8", "--set", "train.max_steps=6", "--set", "sample.steps=2",
+               *(x for key, value in tiny.unet.items() for x in ("--set", f"unet.{key}={json.dumps(value)}")),
+               *(x for key in ("vocab_size", "n_embd", "n_layer", "n_head") for x in ("--set", f"text.{key}={getattr(tiny.text, key)}"))]
+    proc = subprocess.run([str(ROOT / ".ci" / "gpu_train"), "5", *options], env=env, timeout=280,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["env.txt", "grid.png", "oracle.json", "sample.log",
+                                                    "summary.json", "train.log"]
+    summary = json.loads((out / "summary.json").read_text())["metrics"]
+    # The 5-minute budget is far from spent, so max_steps caps the run.
+    assert summary["step"] == summary["total_steps"] == 6
+    oracle = json.loads((out / "oracle.json").read_text())
+    prompts = (ROOT / "samples" / "demo" / "prompts.txt").read_text().split("\n")
+    assert oracle["n"] == 2 * len([p for p in prompts if p.strip()]) == 80
+    assert len(list((run / "samples").glob("*.png"))) == 80 + 1  # and the grid
