@@ -6,6 +6,7 @@ timed in interleaved blocks (so drift in machine speed hits both alike), and com
 from __future__ import annotations
 
 import copy
+import dataclasses
 import gc
 import json
 import os
@@ -21,7 +22,6 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
-from torch.optim.lr_scheduler import LambdaLR
 
 from . import config as config_io
 from . import measure
@@ -30,9 +30,9 @@ from .bench_reference import reference_sample, reference_train_step
 from .config import GenConfig
 from .data import EpochBatchSampler, collate
 from .diffusion import sampling_scheduler
-from .engine import _ema, _optimizer, choose_precision
-from .schedule import WarmupCosine
+from .engine import choose_precision
 from .train import GenTask
+from .train_step import TrainingStep
 
 
 def _interleaved(paths: dict[str, Callable[[], Any]], blocks: int, per_block: int, device: torch.device,
@@ -56,28 +56,14 @@ def _interleaved(paths: dict[str, Callable[[], Any]], blocks: int, per_block: in
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def _our_train_step(task: GenTask, cfg: GenConfig, precision: str) -> Callable[[dict[str, Any]], None]:
-    """One step of engine.fit's loop: accelerate, fused AdamW, clipping, LR schedule, EMA, no host sync."""
+def _our_train_step(task: GenTask, cfg: GenConfig, precision: str) -> Callable[[Iterator[dict[str, Any]]], Any]:
+    """The step `gen train` takes (train_step.TrainingStep: accelerate, fused AdamW, clipping, the finiteness
+    check, LR schedule, EMA), one batch per call (no gradient accumulation) like the reference."""
     AcceleratorState._reset_state(reset_partial_state=True)  # the precision is fixed per state
     accelerator = Accelerator(mixed_precision=precision)
-    model = task.model
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = _optimizer(model, cfg.train, task.lr_scale)
-    lr_schedule = LambdaLR(optimizer, WarmupCosine(cfg.train.warmup_steps, cfg.train.max_steps))
-    ema = _ema(params, cfg.train)
-    ema.to(accelerator.device)  # as engine.fit: prepare() moves the model, not the EMA's shadow copy
-    prepared, optimizer = accelerator.prepare(model, optimizer)
-
-    def step(batch: dict[str, Any]) -> None:
-        loss = task.loss(prepared, batch)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(params, cfg.train.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        lr_schedule.step()
-        ema.step(params)
-
-    return step
+    step = TrainingStep.build(task, dataclasses.replace(cfg.train, grad_accum=1), accelerator.device)
+    step.prepare(accelerator)
+    return partial(step, accelerator=accelerator)
 
 
 def _step_on_next(step: Callable[[dict[str, Any]], Any], data: Iterator[dict[str, Any]]) -> None:
@@ -114,7 +100,7 @@ def train_speed(cfg: GenConfig, run_dir: Path, device: torch.device, blocks: int
                                cfg.diffusion.cond_drop, cfg.train.grad_clip)
     data = _batches(task, cfg.train.batch_size)
     flops = train_step_flops(task, next(data), device)
-    seconds = _interleaved({"ours": partial(_step_on_next, ours, data), "reference": partial(_step_on_next, ref, data)},
+    seconds = _interleaved({"ours": partial(ours, data), "reference": partial(_step_on_next, ref, data)},
                            blocks, per_block, device=device)
     b = cfg.train.batch_size
     return {"ours_images_per_s": b / seconds["ours"], "reference_images_per_s": b / seconds["reference"],
@@ -168,7 +154,7 @@ def precision_speeds(cfg: GenConfig, run_dir: Path, precisions: list[str], devic
         step, data = _our_train_step(task, cfg, precision), _batches(task, cfg.train.batch_size)
         gc.collect()  # the models of earlier stages, held in reference cycles, would count in the peak
         measure.reset_peak_memory(device)
-        rates[precision] = 1.0 / _interleaved({precision: partial(_step_on_next, step, data)}, 1, steps, warmup=1,
+        rates[precision] = 1.0 / _interleaved({precision: partial(step, data)}, 1, steps, warmup=1,
                                               device=device)[precision]
         peaks[precision] = measure.peak_memory(device)
     return rates, peaks

@@ -6,12 +6,10 @@ loop, so `gen` and `caption` train, resume and log the same way.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
-import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 from accelerate import Accelerator
@@ -26,20 +24,17 @@ from . import precision as precision_io
 from .checkpoint import Checkpoints, read_training_state, rng_state, write_training_state
 from .config import TrainConfig
 from .data import EpochBatchSampler, ImageCaptionDataset, SkipLog, collate
-from .numerics import BadSteps, all_finite
+from .numerics import BadSteps
 from .processes import process_state
-from .schedule import BudgetPlan, WarmupCosine
+from .schedule import BudgetPlan
+from .train_step import LossTask, TrainingStep
 
 log = logging.getLogger(__name__)
 
 
-class Task(Protocol):
-    model: torch.nn.Module  # everything the loss touches; frozen parts have requires_grad=False
+class Task(LossTask, Protocol):
     dataset: ImageCaptionDataset
     skips: SkipLog  # data items skipped, by reason (summary.json)
-    lr_scale: dict[str, float]  # parameter-name prefix → multiplier on cfg.lr; unmatched parameters get 1
-
-    def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor: ...
 
     def evaluate(self, model: torch.nn.Module, step: int, writer: SummaryWriter | None) -> dict[str, float]: ...
 
@@ -54,16 +49,6 @@ def _loader(dataset: ImageCaptionDataset, cfg: TrainConfig, start_batch: int, ac
     # global RNG (a resumed run creates the iterator at a different step than an uninterrupted one).
     gen = torch.Generator().manual_seed(cfg.seed)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers, generator=gen)
-
-
-def param_groups(model: torch.nn.Module, lr: float, lr_scale: dict[str, float]) -> list[dict[str, Any]]:
-    """Trainable parameters grouped by learning rate: lr × the scale of the first matching name prefix."""
-    groups: dict[float, list[torch.nn.Parameter]] = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            scale = next((s for prefix, s in lr_scale.items() if name.startswith(prefix)), 1.0)
-            groups.setdefault(scale, []).append(p)
-    return [{"params": ps, "lr": lr * scale} for scale, ps in groups.items()]
 
 
 def _any_process(flag: bool, accelerator: Accelerator) -> bool:
@@ -102,52 +87,6 @@ def weights_digest(model: torch.nn.Module) -> str:
     for value in model.state_dict().values():
         digest.update(value.detach().reshape(-1).contiguous().view(torch.uint8).cpu().numpy().tobytes())
     return digest.hexdigest()
-
-
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig, lr_scale: dict[str, float]) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.lr, lr_scale)
-    kwargs = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "betas": (0.9, 0.99)}
-    try:  # one fused kernel instead of a dozen small ops per tensor (CPU and CUDA, torch ≥ 2.4)
-        return torch.optim.AdamW(groups, fused=True, **kwargs)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW(groups, **kwargs)
-
-
-def _ema(params: list[torch.nn.Parameter], cfg: TrainConfig) -> EMAModel:
-    # Power-law EMA warm-up (Karras et al.): short CPU runs still get a useful average.
-    kwargs = {"decay": cfg.ema_decay, "use_ema_warmup": True, "power": cfg.ema_power}
-    if "foreach" in inspect.signature(EMAModel.__init__).parameters:  # diffusers ≥ 0.28
-        kwargs["foreach"] = True
-    return EMAModel(params, **kwargs)
-
-
-def _train_step(task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                params: list[torch.nn.Parameter], batches: Iterator[dict[str, Any]], cfg: TrainConfig,
-                accelerator: Accelerator) -> tuple[torch.Tensor, bool]:
-    """cfg.grad_accum batches, then the optimizer step unless a loss or a gradient is not finite.
-
-    Returns the last batch's loss and whether the step was taken (the same answer on every process).
-    """
-    finite, ok = torch.ones((), dtype=torch.bool, device=accelerator.device), False
-    for _ in range(cfg.grad_accum):
-        batch = next(batches)
-        with accelerator.accumulate(model):
-            loss = task.loss(model, batch)
-            accelerator.backward(loss)
-            finite &= torch.isfinite(loss.detach()).all()
-            if accelerator.sync_gradients:
-                # max_norm=inf measures without clipping (a multiply by exactly 1). With fp16 an inf gradient is
-                # the GradScaler's to skip (it lowers its scale and goes on): only the loss is ours to check then.
-                norm = accelerator.clip_grad_norm_(params, cfg.grad_clip or math.inf)
-                if accelerator.scaler is None and norm is not None:
-                    finite &= torch.isfinite(norm)
-                ok = all_finite(finite, accelerator)
-                if ok:
-                    optimizer.step()
-                elif accelerator.scaler is not None:
-                    accelerator.scaler.update()  # closes the scaler step that clip_grad_norm_ opened by unscaling
-            optimizer.zero_grad(set_to_none=True)
-    return loss, ok
 
 
 def _save_checkpoint(ckpts: Checkpoints, step: int, accelerator: Accelerator, model: torch.nn.Module,
@@ -192,13 +131,10 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
     # The model was initialised before, with the plain seed, so it starts the same everywhere (and DDP
     # broadcasts rank 0's weights anyway).
     set_seed(cfg.seed, device_specific=True)
-    model = task.model.to(accelerator.device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = _optimizer(model, cfg, task.lr_scale)
-    schedule = WarmupCosine(cfg.warmup_steps, cfg.max_steps)
-    lr_schedule = LambdaLR(optimizer, schedule)
+    train_step = TrainingStep.build(task, cfg, accelerator.device)
+    model, params, optimizer = train_step.model, train_step.params, train_step.optimizer
+    schedule, lr_schedule, ema = train_step.schedule, train_step.lr_schedule, train_step.ema
     plan = BudgetPlan(schedule, cfg.max_steps, cfg.warmup_steps, cfg.max_minutes)
-    ema = _ema(params, cfg)
     ckpts = Checkpoints(run_dir, cfg.keep_last)
     bad = BadSteps(cfg.max_bad_steps, warn=accelerator.is_main_process)
 
@@ -216,8 +152,8 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
         else:  # a step-based run follows the config, so a resume may extend max_steps
             schedule.total, schedule.warmup = cfg.max_steps, cfg.warmup_steps
         log.info("resumed from %s at step %d (schedule: %d steps)", folder, step, schedule.total)
-    ema.to(accelerator.device)
-    prepared, optimizer = accelerator.prepare(model, optimizer)
+    train_step.prepare(accelerator)
+    prepared, optimizer = train_step.model, train_step.optimizer
     writer = SummaryWriter(str(run_dir / "logs"), purge_step=step or None) if accelerator.is_main_process else None
 
     def save_checkpoint() -> Path:
@@ -240,13 +176,11 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
     start, running = clock() - plan.state["elapsed_s"], None  # a resumed run goes on spending the same budget
     prepared.train()
     while step < schedule.total:
-        loss, ok = _train_step(task, prepared, optimizer, params, batches, cfg, accelerator)
+        loss, ok = train_step(batches, accelerator)  # a step taken also moved the LR schedule and the EMA
         used += cfg.grad_accum
         elapsed = clock() - start
         if ok:
             bad.good()
-            lr_schedule.step()
-            ema.step(params)
             step += 1
             # The loss stays on the device between log points: no host sync for it on the steps in between.
             running = loss.detach().clone() if running is None else running.lerp_(loss.detach(), 0.05)

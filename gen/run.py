@@ -10,7 +10,8 @@ from typing import Any, Callable
 from accelerate.utils import set_seed
 
 from . import config as config_io
-from .engine import Task, fit, param_groups
+from .engine import Task, fit
+from .train_step import param_groups
 from .outputs import atomic_write_text, dumps
 from .processes import process_state
 from .rundir import confirm_resume, start_run

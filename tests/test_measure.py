@@ -19,10 +19,11 @@ from accelerate.utils import set_seed
 from conftest import GEN_TINY, ROOT
 from gen import config as config_io
 from gen import measure
-from gen.bench import train_step_flops, utilisation
+from gen.bench import _our_train_step, train_step_flops, utilisation
 from gen.config import GenConfig
 from gen.data import collate
 from gen.train import GenTask
+from gen.train_step import TrainingStep
 
 
 def test_cpu_flash_attention_is_counted_forward_and_backward():
@@ -65,6 +66,26 @@ def test_training_step_flops_leave_out_the_frozen_text_encoder(tmp_path):
     task.text_cache.states.clear()
     set_seed(0)
     assert measure.count_flops(lambda: task.loss(model, batch).backward()) > flops
+
+
+@pytest.mark.timeout(120)
+def test_bench_times_the_training_step_a_run_takes(tmp_path):
+    # A copy of engine.fit's step once drifted from it (its EMA stayed on the CPU beside a GPU model, and it
+    # skipped the finiteness check). The bench now steps train_step.TrainingStep, as fit does; a CPU cannot
+    # show the device mistake, but the skipped step it can.
+    cfg = config_io.load(GenConfig, str(GEN_TINY), ["train.grad_accum=2"])
+    task = GenTask(cfg, tmp_path / "run")
+    step = _our_train_step(task, cfg, "no")
+    trainer = step.func
+    assert isinstance(trainer, TrainingStep) and trainer.cfg.grad_accum == 1  # one batch a call, as the reference
+    batch = collate([task.dataset[i] for i in range(4)])
+    loss, ok = step(iter([batch]))
+    assert ok and torch.isfinite(loss) and trainer.lr_schedule.last_epoch == 1 and trainer.ema.optimization_step == 1
+    weights = [p.detach().clone() for p in trainer.params]
+    loss, ok = step(iter([{**batch, "pixel_values": torch.full_like(batch["pixel_values"], float("nan"))}]))
+    assert not ok  # skipped: no update, and neither the LR schedule nor the EMA moves
+    assert trainer.lr_schedule.last_epoch == 1 and trainer.ema.optimization_step == 1
+    assert all(torch.equal(w, p) for w, p in zip(weights, trainer.params))
 
 
 @pytest.mark.timeout(300)

@@ -15,7 +15,7 @@ from transformers import GPT2Config, GPT2Model
 from gen.__main__ import main as gen_main
 from gen.config import GenConfig, load
 from gen.data import read_folder
-from gen.engine import param_groups
+from gen.train_step import param_groups
 from gen.train import TextToImageModel, build_unet
 
 from conftest import GEN_STEPS
