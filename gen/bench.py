@@ -56,7 +56,7 @@ def _interleaved(paths: dict[str, Callable[[], Any]], blocks: int, per_block: in
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def _our_train_step(task: GenTask, cfg: GenConfig, precision: str) -> Callable[[Iterator[dict[str, Any]]], Any]:
+def our_train_step(task: GenTask, cfg: GenConfig, precision: str) -> Callable[[Iterator[dict[str, Any]]], Any]:
     """The step `gen train` takes (train_step.TrainingStep: accelerate, fused AdamW, clipping, the finiteness
     check, LR schedule, EMA), one batch per call (no gradient accumulation) like the reference."""
     AcceleratorState._reset_state(reset_partial_state=True)  # the precision is fixed per state
@@ -95,7 +95,7 @@ def train_speed(cfg: GenConfig, run_dir: Path, device: torch.device, blocks: int
     task = GenTask(cfg, run_dir)
     reference_model = copy.deepcopy(task.model).to(device)
     precision, _ = choose_precision(task, cfg.train, device)  # as a training run would
-    ours = _our_train_step(task, cfg, precision)
+    ours = our_train_step(task, cfg, precision)
     ref = reference_train_step(reference_model, task.tokenizer, task.max_length, task.scheduler,
                                cfg.diffusion.cond_drop, cfg.train.grad_clip)
     data = _batches(task, cfg.train.batch_size)
@@ -151,7 +151,7 @@ def precision_speeds(cfg: GenConfig, run_dir: Path, precisions: list[str], devic
     for precision in precisions:
         set_seed(0)
         task = GenTask(cfg, run_dir)
-        step, data = _our_train_step(task, cfg, precision), _batches(task, cfg.train.batch_size)
+        step, data = our_train_step(task, cfg, precision), _batches(task, cfg.train.batch_size)
         gc.collect()  # the models of earlier stages, held in reference cycles, would count in the peak
         measure.reset_peak_memory(device)
         rates[precision] = 1.0 / _interleaved({precision: partial(step, data)}, 1, steps, warmup=1,

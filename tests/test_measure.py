@@ -19,7 +19,7 @@ from accelerate.utils import set_seed
 from conftest import GEN_TINY, ROOT
 from gen import config as config_io
 from gen import measure
-from gen.bench import _our_train_step, train_step_flops, utilisation
+from gen.bench import our_train_step, train_step_flops, utilisation
 from gen.config import GenConfig
 from gen.data import collate
 from gen.train import GenTask
@@ -75,7 +75,7 @@ def test_bench_times_the_training_step_a_run_takes(tmp_path):
     # show the device mistake, but the skipped step it can.
     cfg = config_io.load(GenConfig, str(GEN_TINY), ["train.grad_accum=2"])
     task = GenTask(cfg, tmp_path / "run")
-    step = _our_train_step(task, cfg, "no")
+    step = our_train_step(task, cfg, "no")
     trainer = step.func
     assert isinstance(trainer, TrainingStep) and trainer.cfg.grad_accum == 1  # one batch a call, as the reference
     batch = collate([task.dataset[i] for i in range(4)])
