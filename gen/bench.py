@@ -56,14 +56,14 @@ def _interleaved(paths: dict[str, Callable[[], Any]], blocks: int, per_block: in
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def our_train_step(task: GenTask, cfg: GenConfig, precision: str) -> Callable[[Iterator[dict[str, Any]]], Any]:
+def our_train_step(task: GenTask, cfg: GenConfig, precision: str) -> TrainingStep:
     """The step `gen train` takes (train_step.TrainingStep: accelerate, fused AdamW, clipping, the finiteness
     check, LR schedule, EMA), one batch per call (no gradient accumulation) like the reference."""
     AcceleratorState._reset_state(reset_partial_state=True)  # the precision is fixed per state
     accelerator = Accelerator(mixed_precision=precision)
     step = TrainingStep.build(task, dataclasses.replace(cfg.train, grad_accum=1), accelerator.device)
     step.prepare(accelerator)
-    return partial(step, accelerator=accelerator)
+    return step
 
 
 def _step_on_next(step: Callable[[dict[str, Any]], Any], data: Iterator[dict[str, Any]]) -> None:

@@ -176,7 +176,7 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
     start, running = clock() - plan.state["elapsed_s"], None  # a resumed run goes on spending the same budget
     prepared.train()
     while step < schedule.total:
-        loss, ok = train_step(batches, accelerator)  # a step taken also moved the LR schedule and the EMA
+        loss, ok = train_step(batches)  # a step taken also moved the LR schedule and the EMA
         used += cfg.grad_accum
         elapsed = clock() - start
         if ok:

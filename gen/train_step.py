@@ -59,7 +59,8 @@ class TrainingStep:
     """The model, optimizer, LR schedule and EMA of a run, and one optimizer step over them.
 
     Build, load any resumed state into `model`, `optimizer`, `lr_schedule` and `ema`, then `prepare`:
-    after it `model` and `optimizer` are accelerate's wrappers and the EMA sits on the same device.
+    after it `model` and `optimizer` are accelerate's wrappers, the EMA sits on the same device, and each
+    call takes one step.
     """
     task: LossTask
     cfg: TrainConfig
@@ -69,6 +70,7 @@ class TrainingStep:
     schedule: WarmupCosine
     lr_schedule: LambdaLR
     ema: EMAModel
+    accelerator: Accelerator | None = None  # set by prepare()
 
     @classmethod
     def build(cls, task: LossTask, cfg: TrainConfig, device: torch.device) -> "TrainingStep":
@@ -81,13 +83,17 @@ class TrainingStep:
     def prepare(self, accelerator: Accelerator) -> None:
         self.ema.to(accelerator.device)  # prepare() moves the model, not the EMA's shadow weights
         self.model, self.optimizer = accelerator.prepare(self.model, self.optimizer)
+        self.accelerator = accelerator
 
-    def __call__(self, batches: Iterator[dict[str, Any]], accelerator: Accelerator) -> tuple[torch.Tensor, bool]:
+    def __call__(self, batches: Iterator[dict[str, Any]]) -> tuple[torch.Tensor, bool]:
         """cfg.grad_accum batches, then the optimizer step unless a loss or a gradient is not finite; a
         step taken also moves the LR schedule and the EMA.
 
         Returns the last batch's loss and whether the step was taken (the same answer on every process).
         """
+        accelerator = self.accelerator
+        if accelerator is None:
+            raise RuntimeError("TrainingStep.prepare(accelerator) must come before the first step")
         cfg, model, optimizer, params = self.cfg, self.model, self.optimizer, self.params
         finite, ok = torch.ones((), dtype=torch.bool, device=accelerator.device), False
         for _ in range(cfg.grad_accum):

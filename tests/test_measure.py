@@ -75,14 +75,13 @@ def test_bench_times_the_training_step_a_run_takes(tmp_path):
     # show the device mistake, but the skipped step it can.
     cfg = config_io.load(GenConfig, str(GEN_TINY), ["train.grad_accum=2"])
     task = GenTask(cfg, tmp_path / "run")
-    step = our_train_step(task, cfg, "no")
-    trainer = step.func
+    trainer = our_train_step(task, cfg, "no")
     assert isinstance(trainer, TrainingStep) and trainer.cfg.grad_accum == 1  # one batch a call, as the reference
     batch = collate([task.dataset[i] for i in range(4)])
-    loss, ok = step(iter([batch]))
+    loss, ok = trainer(iter([batch]))
     assert ok and torch.isfinite(loss) and trainer.lr_schedule.last_epoch == 1 and trainer.ema.optimization_step == 1
     weights = [p.detach().clone() for p in trainer.params]
-    loss, ok = step(iter([{**batch, "pixel_values": torch.full_like(batch["pixel_values"], float("nan"))}]))
+    loss, ok = trainer(iter([{**batch, "pixel_values": torch.full_like(batch["pixel_values"], float("nan"))}]))
     assert not ok  # skipped: no update, and neither the LR schedule nor the EMA moves
     assert trainer.lr_schedule.last_epoch == 1 and trainer.ema.optimization_step == 1
     assert all(torch.equal(w, p) for w, p in zip(weights, trainer.params))
