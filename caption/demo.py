@@ -23,6 +23,8 @@ from .score import score_folder
 from .train import train as train_captioner
 
 SEED = 0
+# What each training ran in and the timings that chose it (`auto`): two models in one process may differ.
+PRECISION_KEYS = ("mixed_precision", "mixed_precision_reason", "mixed_precision_seconds_per_step")
 
 
 def demo_prompts(data_dir: Path | None = None, seen: int = 28) -> list[str]:
@@ -81,9 +83,12 @@ def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: 
     clock["total_min"] = (time.monotonic() - t0) / 60
     n_unseen = len(json.loads((data / "heldout.json").read_text()))
     cap_metrics = json.loads((runs / "caption" / "summary.json").read_text())["metrics"]
+    gen_metrics = json.loads((runs / "gen" / "summary.json").read_text())["metrics"]
     summary["demo"] = {"seed": SEED, "prompts": len(prompts), "unseen_prompts": n_unseen, "per_prompt": per_prompt,
                        "oracle": oracle_accuracy(out), "captioner": cap_metrics, "meta_eval": {
                            k: trust[k] for k in ("judge", "blind_baseline", "best_alpha", "text_to_image_r@1")},
+                       "precision": {name: {k: m.get(k) for k in PRECISION_KEYS}
+                                     for name, m in (("captioner", cap_metrics), ("generator", gen_metrics))},
                        "timing": clock}
     atomic_write_text(out / "summary.json", dumps(summary, indent=2))
     _print_table(summary)
@@ -105,6 +110,8 @@ def _print_table(summary: dict) -> None:
         ("  blind baseline", " / ".join(
             f"{d['meta_eval']['blind_baseline'][f'auroc_{a}']:.3f}" for a in ("color", "shape", "position"))),
         ("text→image R@1", f"{d['meta_eval']['text_to_image_r@1']:.3f}"),
+        ("precision: captioner / generator", " / ".join(d["precision"][m]["mixed_precision"] or "?"
+                                                         for m in ("captioner", "generator"))),
         ("minutes: captioner / generator / total", f"{d['timing']['captioner_s'] / 60:.1f} / "
                                                    f"{d['timing']['generator_s'] / 60:.1f} / {d['timing']['total_min']:.1f}"),
     ]

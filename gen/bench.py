@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
-from accelerate import Accelerator, PartialState
-from accelerate.state import AcceleratorState
+from accelerate import PartialState
 from accelerate.utils import set_seed
 
 from . import config as config_io
@@ -31,6 +30,7 @@ from .config import GenConfig
 from .data import EpochBatchSampler, collate
 from .diffusion import sampling_scheduler
 from .engine import choose_precision
+from .processes import fresh_accelerator
 from .train import GenTask
 from .train_step import TrainingStep
 
@@ -59,8 +59,7 @@ def _interleaved(paths: dict[str, Callable[[], Any]], blocks: int, per_block: in
 def our_train_step(task: GenTask, cfg: GenConfig, precision: str) -> TrainingStep:
     """The step `gen train` takes (train_step.TrainingStep: accelerate, fused AdamW, clipping, the finiteness
     check, LR schedule, EMA), one batch per call (no gradient accumulation) like the reference."""
-    AcceleratorState._reset_state(reset_partial_state=True)  # the precision is fixed per state
-    accelerator = Accelerator(mixed_precision=precision)
+    accelerator = fresh_accelerator(precision)
     step = TrainingStep.build(task, dataclasses.replace(cfg.train, grad_accum=1), accelerator.device)
     step.prepare(accelerator)
     return step
@@ -94,7 +93,7 @@ def train_speed(cfg: GenConfig, run_dir: Path, device: torch.device, blocks: int
     set_seed(0)
     task = GenTask(cfg, run_dir)
     reference_model = copy.deepcopy(task.model).to(device)
-    precision, _ = choose_precision(task, cfg.train, device)  # as a training run would
+    precision = choose_precision(task, cfg.train, device).precision  # as a training run would
     ours = our_train_step(task, cfg, precision)
     ref = reference_train_step(reference_model, task.tokenizer, task.max_length, task.scheduler,
                                cfg.diffusion.cond_drop, cfg.train.grad_clip)

@@ -25,7 +25,7 @@ from .checkpoint import Checkpoints, read_training_state, rng_state, write_train
 from .config import TrainConfig
 from .data import EpochBatchSampler, ImageCaptionDataset, SkipLog, collate
 from .numerics import BadSteps
-from .processes import process_state
+from .processes import fresh_accelerator, process_state
 from .schedule import BudgetPlan
 from .train_step import LossTask, TrainingStep
 
@@ -58,7 +58,7 @@ def _any_process(flag: bool, accelerator: Accelerator) -> bool:
     return bool(accelerator.reduce(torch.tensor([float(flag)], device=accelerator.device), reduction="max").item())
 
 
-def choose_precision(task: Task, cfg: TrainConfig, device: torch.device) -> tuple[str, str]:
+def choose_precision(task: Task, cfg: TrainConfig, device: torch.device) -> precision_io.PrecisionChoice:
     """Resolve `auto` (precision.py), timing real training steps of this task when that is needed.
 
     Every process takes rank 0's answer: measured speeds differ, and all ranks must autocast alike.
@@ -124,9 +124,9 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    precision, why = choose_precision(task, cfg, process_state().device)
-    log.info("mixed precision: %s (%s)", precision, why)
-    accelerator = Accelerator(mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum)
+    choice = choose_precision(task, cfg, process_state().device)
+    log.info("mixed precision: %s (%s)", choice.precision, choice.reason)
+    accelerator = fresh_accelerator(choice.precision, cfg.grad_accum)  # this training's precision, not an earlier one's
     # Seed + rank: with one seed every process would draw the same noise, timesteps and condition dropout.
     # The model was initialised before, with the plain seed, so it starts the same everywhere (and DDP
     # broadcasts rank 0's weights anyway).
@@ -222,7 +222,7 @@ def fit(task: Task, cfg: TrainConfig, run_dir: Path, resume: str | None = None, 
     bar.close()
     metrics: dict[str, Any] = evaluate()
     metrics.update(step=step, total_steps=schedule.total, minutes=(clock() - start) / 60, bad_steps=bad.total,
-                   mixed_precision=precision, mixed_precision_reason=why)
+                   **choice.as_metrics())
     if accelerator.is_main_process:
         ema.copy_to(params)
         task.export(accelerator.unwrap_model(prepared), run_dir / "model", metrics)  # metrics: for the model card

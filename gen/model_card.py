@@ -13,7 +13,8 @@ import yaml
 from . import config as config_io
 
 # Metrics that describe the run rather than measure the model.
-RUN_KEYS = ("step", "total_steps", "minutes", "mixed_precision", "mixed_precision_reason")
+RUN_KEYS = ("step", "total_steps", "minutes", "mixed_precision", "mixed_precision_reason",
+            "mixed_precision_seconds_per_step")
 
 STOCK_GENERATOR = '''\
 ```python
@@ -69,6 +70,11 @@ def _run(metrics: dict[str, Any] | None) -> str:
     lines = [f"- steps: {metrics.get('step')} of {metrics.get('total_steps')} planned",
              f"- minutes of training: {minutes:.1f}" if isinstance(minutes, (int, float)) else "- minutes: unknown",
              f"- mixed precision: {metrics.get('mixed_precision')} ({metrics.get('mixed_precision_reason')})"]
+    timed = metrics.get("mixed_precision_seconds_per_step")
+    if timed:  # `auto` timed real training steps in each precision before choosing
+        names = {"no": "fp32"}
+        lines.append("- timed before choosing: " + ", ".join(f"{names.get(p, p)} {s:.3f} s" for p, s in timed.items())
+                     + " per step")
     return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ slower than fp32, so bf16 is never assumed: on a CPU it must be native *and* mea
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import time
@@ -33,25 +34,42 @@ def cpu_has_native_bf16() -> bool:
     return "bf16" in features
 
 
+@dataclasses.dataclass(frozen=True)
+class PrecisionChoice:
+    """What a training runs in, why, and the timings that decided it (empty when nothing was timed)."""
+
+    precision: str  # accelerate's name: no (fp32), bf16 or fp16
+    reason: str
+    seconds_per_step: dict[str, float] = dataclasses.field(default_factory=dict)  # precision → median s/step
+
+    def as_metrics(self) -> dict[str, object]:
+        """The keys a run's summary.json and model card record."""
+        return {"mixed_precision": self.precision, "mixed_precision_reason": self.reason,
+                "mixed_precision_seconds_per_step": dict(self.seconds_per_step)}
+
+
 def resolve(requested: str, device: torch.device, measure: Callable[[str], float] | None = None,
-            native_bf16: Callable[[], bool] = cpu_has_native_bf16) -> tuple[str, str]:
-    """(precision for accelerate, the reason); `measure(p)` returns seconds per training step in p."""
+            native_bf16: Callable[[], bool] = cpu_has_native_bf16) -> PrecisionChoice:
+    """The precision for accelerate and the reason; `measure(p)` returns seconds per training step in p."""
     if requested != "auto":  # TrainConfig has already normalised the spelling
-        return requested, "set in the config"
+        return PrecisionChoice(requested, "set in the config")
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
-            return "bf16", f"auto: {torch.cuda.get_device_name(device)} supports bf16"
-        return "fp16", f"auto: {torch.cuda.get_device_name(device)} has no bf16; fp16 with loss scaling"
+            return PrecisionChoice("bf16", f"auto: {torch.cuda.get_device_name(device)} supports bf16")
+        return PrecisionChoice("fp16", f"auto: {torch.cuda.get_device_name(device)} has no bf16; fp16 with loss scaling")
     if device.type != "cpu":
-        return "no", f"auto: fp32 on {device.type}"
+        return PrecisionChoice("no", f"auto: fp32 on {device.type}")
     if not native_bf16():
-        return "no", f"auto: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native bf16; fp32"
+        return PrecisionChoice("no", f"auto: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native bf16; fp32")
     if measure is None:
-        return "no", "auto: native bf16, but nothing to measure it on; fp32"
-    fp32, bf16 = measure("no"), measure("bf16")
+        return PrecisionChoice("no", "auto: native bf16, but nothing to measure it on; fp32")
+    timed = {"no": measure("no"), "bf16": measure("bf16")}
+    fp32, bf16 = timed["no"], timed["bf16"]
     if bf16 < 0.95 * fp32:  # a clear win only: a tie is not worth bf16's rounding
-        return "bf16", f"auto: native bf16 measured faster ({bf16:.3f} s against {fp32:.3f} s per step)"
-    return "no", f"auto: native bf16 measured no faster ({bf16:.3f} s against {fp32:.3f} s per step); fp32"
+        return PrecisionChoice("bf16", f"auto: native bf16 measured faster ({bf16:.3f} s against {fp32:.3f} s per step)",
+                               timed)
+    return PrecisionChoice("no", f"auto: native bf16 measured no faster ({bf16:.3f} s against {fp32:.3f} s per step); "
+                                 "fp32", timed)
 
 
 def time_steps(step: Callable[[], None], precision: str, device: torch.device, repeats: int = 3) -> float:

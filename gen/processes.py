@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 
 import torch
-from accelerate import PartialState
+from accelerate import Accelerator, PartialState
+from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import parse_flag_from_env
 
 
@@ -27,3 +28,16 @@ def process_state() -> PartialState:
     """
     launched = int(os.environ.get("LOCAL_RANK", -1)) != -1
     return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or (launched and not _has_accelerator()))
+
+
+def fresh_accelerator(mixed_precision: str, gradient_accumulation_steps: int = 1) -> Accelerator:
+    """An `Accelerator` in `mixed_precision`, whatever an earlier training in this process chose.
+
+    accelerate keeps one `AcceleratorState` per process and refuses a second precision ("AcceleratorState has
+    already been initialized and cannot be changed"). Each training picks its own (`auto` may time the captioner
+    faster in bf16 and the generator in fp32), so that state is reset here, before every training. The
+    `PartialState` underneath (process group, rank, device) is kept: every training of a process shares it.
+    """
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()  # the accumulation plugin too: it is also a per-process singleton
+    return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps)

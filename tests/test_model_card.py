@@ -32,6 +32,18 @@ def test_card_without_projection_or_run_metrics():
     assert "This UNet has no class embedding" in card and "- minutes of training: 0.2" in card
     assert "- fid: 12.5" in card  # a score beside the run's own numbers
     assert "Not recorded" in model_card("generator", cfg)
+    assert "timed before choosing" not in card  # nothing was timed: the precision was set
+
+
+def test_card_records_the_timings_that_chose_the_precision():
+    cfg = config_io.load(GenConfig, GEN_TINY)
+    metrics = {"step": 5, "total_steps": 5, "minutes": 0.25, "mixed_precision": "bf16",
+               "mixed_precision_reason": "auto: native bf16 measured faster (0.155 s against 0.217 s per step)",
+               "mixed_precision_seconds_per_step": {"no": 0.217, "bf16": 0.155}}
+    card = model_card("generator", cfg, examples=10, metrics=metrics)
+    assert "- mixed precision: bf16 (auto: native bf16 measured faster" in card
+    assert "- timed before choosing: fp32 0.217 s, bf16 0.155 s per step" in card
+    assert "mixed_precision_seconds_per_step" not in card  # run facts are not listed again among the scores
 
 
 def test_stock_diffusers_code_in_the_card_matches_the_pipeline(gen_run):

@@ -22,20 +22,22 @@ CPU = torch.device("cpu")
 
 def test_auto_picks_fp32_on_a_cpu_without_native_bf16():
     timed = []
-    choice, why = resolve("auto", CPU, measure=lambda p: timed.append(p) or 1.0, native_bf16=lambda: False)
-    assert choice == "no" and "no native bf16" in why
-    assert timed == [], "no measurement is needed when the hardware has no bf16"
+    choice = resolve("auto", CPU, measure=lambda p: timed.append(p) or 1.0, native_bf16=lambda: False)
+    assert choice.precision == "no" and "no native bf16" in choice.reason
+    assert timed == [] and choice.seconds_per_step == {}, "no measurement is needed when the hardware has no bf16"
 
 
 @pytest.mark.parametrize("bf16_seconds, expected", [(0.5, "bf16"), (0.97, "no"), (12.0, "no")])
 def test_auto_with_native_bf16_keeps_it_only_when_measured_clearly_faster(bf16_seconds, expected):
     speed = {"no": 1.0, "bf16": bf16_seconds}
-    choice, why = resolve("auto", CPU, measure=speed.__getitem__, native_bf16=lambda: True)
-    assert choice == expected and "measured" in why
+    choice = resolve("auto", CPU, measure=speed.__getitem__, native_bf16=lambda: True)
+    assert choice.precision == expected and "measured" in choice.reason
+    assert choice.seconds_per_step == speed  # the evidence is kept for summary.json and the model card
 
 
 def test_an_explicit_precision_is_kept():
-    assert resolve("bf16", CPU, native_bf16=lambda: False) == ("bf16", "set in the config")
+    choice = resolve("bf16", CPU, native_bf16=lambda: False)
+    assert (choice.precision, choice.reason, choice.seconds_per_step) == ("bf16", "set in the config", {})
 
 
 @pytest.mark.parametrize("spelling", ["no", "No", "fp32", "false", "off"])
