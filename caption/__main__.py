@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from gen.cli import add_debug_flag, debug_parent, run_cli
+from gen.core.cli import add_debug_flag, debug_parent, run_cli
 
 
 def _add_views(p: argparse.ArgumentParser) -> None:
@@ -92,47 +92,46 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "train":
-        from .train import train
+        from caption.train import train
 
         print(train(args.config, args.out, args.overrides, args.resume, args.overwrite))
     elif args.command == "describe":
-        from .describe import describe
+        from caption.describe import describe
 
         results = describe(args.model_dir, args.images, args.beams, args.top_p, args.seed)
         for r in results:
             text = r["caption"] if "caption" in r else f"[skipped: {r['skipped']}]"
             print(json.dumps(r) if args.json else f"{r['file']}: {text}")
     elif args.command == "score":
-        from .score import score_folder
+        from caption.evaluation.score import score_folder
 
         summary = score_folder(args.model_dir, args.samples_dir, args.out, args.alpha, args.distractors, args.overwrite,
                                args.domain, args.split, args.labels_from, args.views)
         print(json.dumps(summary["table"], indent=2))
     elif args.command == "search":
-        from .search import search
+        from caption.search import search
 
         hits = search(args.model_dir, args.images_dir, args.query, args.top, args.html, args.alpha, args.overwrite)
         for rank, (name, value) in enumerate(hits, 1):
             print(f"{rank:3d}  {value:9.3f}  {name}")
     elif args.command == "demo":
-        from .demo import run
+        from caption.demo import run
 
         run(args.out, args.runs, args.data)
     elif args.command == "meta-eval" and (args.generated or args.samples):
         _meta_eval_generated(args)
     elif args.command == "meta-eval":
-        from .meta_eval import meta_eval
+        from caption.evaluation.meta_eval import meta_eval
 
         print(json.dumps(meta_eval(args.model_dir, args.count, args.size, args.seed, args.out), indent=2))
     return 0
 
 
 def _meta_eval_generated(args: argparse.Namespace) -> None:
-    from gen.cli import UserError
-    from gen.sample import read_prompts
-
-    from .demo import demo_prompts
-    from .meta_eval_generated import markdown, meta_eval_generated
+    from caption.demo import demo_prompts
+    from caption.evaluation.meta_eval_generated import markdown, meta_eval_generated
+    from gen.core.errors import UserError
+    from gen.generator.sample import read_prompts
 
     try:
         steps = [int(s) for s in args.steps.split(",")]

@@ -11,16 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
+from caption.evaluation.meta_eval import meta_eval
+from caption.evaluation.score import score_folder
+from caption.train import train as train_captioner
+from gen.core.outputs import atomic_write_text, dumps
 from gen.domains import of_model
-from gen.evaluate import oracle_accuracy
-from gen.outputs import atomic_write_text, dumps
-from gen.pipeline import TextToImagePipeline
-from gen.sample import sample_to_folder, sampling_defaults
-from gen.shapes import PLACE_PHRASES, ShapeSpec, all_combinations, heldout_combinations, make_dataset
-
-from .meta_eval import meta_eval
-from .score import score_folder
-from .train import train as train_captioner
+from gen.domains.shapes.world import PLACE_PHRASES, ShapeSpec, all_combinations, heldout_combinations, make_dataset
+from gen.evaluate.oracle import oracle_accuracy
+from gen.generator.pipeline import TextToImagePipeline
+from gen.generator.sample import sample_to_folder, sampling_defaults
 
 SEED = 0
 # What each training ran in and the timings that chose it (`auto`): two models in one process may differ.
@@ -61,7 +60,7 @@ def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: 
     clock["captioner_s"] = time.monotonic() - t
     print("[3/5] generator (configs/gen/shapes32.yaml)", flush=True)
     t = time.monotonic()
-    from gen.train import train as train_generator
+    from gen.generator.train import train as train_generator
 
     gen_dir = train_generator("configs/gen/shapes32.yaml", runs / "gen", [f"data.path={data}"], overwrite=True)
     clock["generator_s"] = time.monotonic() - t

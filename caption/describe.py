@@ -6,11 +6,10 @@ from typing import Sequence
 
 import torch
 
-from gen.cli import UserError
+from caption.judge.judge import Judge
+from gen.core.errors import UserError
 from gen.data import UNREADABLE, SkipLog, read_rgb
-from gen.images import ImageRejected
-
-from .judge import Judge
+from gen.data.images import ImageRejected
 
 
 def describe(model_dir: str | Path, images: Sequence[str | Path], beams: int = 1, top_p: float | None = None,

@@ -11,8 +11,8 @@ from safetensors.torch import load_file, load_model, save_model
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
-from gen.config import TextConfig, from_dict
-from gen.text import from_pretrained, load_tokenizer
+from gen.core.config import TextConfig, from_dict
+from gen.generator.text import from_pretrained, load_tokenizer
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -11,12 +11,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from gen.cli import UserError
+from caption.judge.judge import Judge
+from caption.report.page import write_strip
+from gen.core.errors import UserError
+from gen.core.outputs import refuse_existing
 from gen.data import UNREADABLE, SkipLog, read_rgb, resolve_inside, skip_reason
-from gen.outputs import refuse_existing
-
-from .judge import Judge
-from .report import write_strip
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 log = logging.getLogger(__name__)

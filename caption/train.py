@@ -1,4 +1,4 @@
-"""Captioner training: teacher-forced cross-entropy in the shared loop (gen.engine), plus held-out checks."""
+"""Captioner training: teacher-forced cross-entropy in the shared loop (gen.training.engine), plus held-out checks."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,21 +11,20 @@ import torch
 import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 
-from gen import config as config_io
+from caption.augment import AugmentConfig, augment
+from caption.judge.views import JudgeConfig
+from caption.model import Captioner, CaptionerConfig, build_captioner
 from gen import domains
-from gen.check_data import format_summary
-from gen.checkpoint import run_dir_for
-from gen.config import DataConfig, TrainConfig
+from gen.core import config as config_io
+from gen.core.config import DataConfig, TrainConfig
+from gen.core.model_card import write_model_card
+from gen.core.outputs import atomic_dir
 from gen.data import ImageCaptionDataset, Record, SkipLog, collate, read_records
-from gen.model_card import write_model_card
-from gen.run import train_in_run_dir
-from gen.outputs import atomic_dir
-from gen.rundir import tokenizer_of
-from gen.text import load_tokenizer, tokenize, train_tokenizer
-
-from .augment import AugmentConfig, augment
-from .model import Captioner, CaptionerConfig, build_captioner
-from .views import JudgeConfig
+from gen.data.check import format_summary
+from gen.generator.text import load_tokenizer, tokenize, train_tokenizer
+from gen.training.checkpoint import run_dir_for
+from gen.training.run import train_in_run_dir
+from gen.training.rundir import tokenizer_of
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ def is_exact(caption: str, record: Record, domain: domains.Domain) -> bool:
 
 
 class CaptionTask:
-    """Data, model and loss of the captioner; see gen.engine.Task."""
+    """Data, model and loss of the captioner; see gen.training.engine.Task."""
 
     def __init__(self, cfg: CaptionConfig, run_dir: Path, resume_from: Path | None = None) -> None:
         self.cfg, self.run_dir, self.skips = cfg, run_dir, SkipLog()
@@ -139,7 +138,7 @@ def train(config_path: str | Path | None, out: str | Path | None = None, overrid
           resume: str | None = None, overwrite: bool = False) -> Path:
     """Train a captioner from a YAML config; returns the model folder RUN_DIR/model.
 
-    A folder that holds an earlier run needs `resume` ("latest" or a checkpoint) or `overwrite` (gen.rundir).
+    A folder that holds an earlier run needs `resume` ("latest" or a checkpoint) or `overwrite` (gen.training.rundir).
     """
     cfg = config_io.load(CaptionConfig, config_path, overrides)
     run_dir = run_dir_for(cfg.name, out)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import add_debug_flag, debug_parent, run_cli
+from gen.core.cli import add_debug_flag, debug_parent, run_cli
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -106,11 +106,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "train":
-        from .train import train
+        from gen.generator.train import train
 
         print(train(args.config, args.out, args.overrides, args.resume, args.overwrite))
     elif args.command == "sample":
-        from .sample import read_prompts, sample_model
+        from gen.generator.sample import read_prompts, sample_model
 
         prompts = args.prompt or read_prompts(args.prompts)
         make_scorer = (_scorer_factory(args.rerank, args.judge_score, args.seed, args.device, args.model_dir, prompts)
@@ -119,41 +119,41 @@ def _run(args: argparse.Namespace) -> int:
                            args.seed, args.batch_size, args.device, args.overwrite, args.candidates, make_scorer,
                            args.compile))
     elif args.command == "make-shapes":
-        from .shapes import make_dataset
+        from gen.domains.shapes.world import make_dataset
 
         print(make_dataset(args.out, count=args.count, size=args.size, seed=args.seed))
     elif args.command == "prepare":
-        from .prepare import prepare
+        from gen.data.prepare.write import prepare
 
         print(prepare(args.name, args.out, args.overwrite))
     elif args.command == "evaluate":
-        from .evaluate_real import evaluate_samples
+        from gen.evaluate.real import evaluate_samples
 
         evaluate_samples(args.samples, args.real, args.test_split, args.overwrite)
     elif args.command == "oracle":
-        from .evaluate import oracle_accuracy
-        from .outputs import dumps
+        from gen.core.outputs import dumps
+        from gen.evaluate.oracle import oracle_accuracy
 
         print(dumps(oracle_accuracy(args.folder), indent=2))
     elif args.command == "oracle-renders":
-        from .oracle_renders import renders_verdicts
-        from .outputs import dumps
+        from gen.core.outputs import dumps
+        from gen.domains.shapes.renders import renders_verdicts
 
         print(dumps(renders_verdicts(args.count, args.size, args.seed), indent=2))
     elif args.command == "check-data":
-        from .check_data import run
+        from gen.data.check import run
 
         return run(args.folder)
     elif args.command == "sweep":
-        from .sample import read_prompts
-        from .sweep import DEFAULT_SETTINGS, markdown, parse_settings, sweep
+        from gen.evaluate.sweep import DEFAULT_SETTINGS, markdown, parse_settings, sweep
+        from gen.generator.sample import read_prompts
 
         settings = parse_settings(args.settings or DEFAULT_SETTINGS)
         rows = sweep(args.model_dir, read_prompts(args.prompts), args.out, settings, args.num_per_prompt,
                      args.guidance, args.seed, args.overwrite)
         print(markdown(rows))
     elif args.command == "bench":
-        from .bench import bench
+        from gen.bench.speed import bench
 
         bench(args.config, args.overrides, args.precisions.split(","), args.out, args.compiled)
     return 0
@@ -162,7 +162,7 @@ def _run(args: argparse.Namespace) -> int:
 def _scorer_factory(rerank: str, kind: str, seed: int, device: str | None, model_dir: str, prompts: list[str]):
     """What builds the --rerank scorer: the random baseline, or a captioner's judge in the generator's domain that
     sets a prompt without hard negatives against the run's other prompts."""
-    from .rerank import RandomScorer
+    from gen.generator.rerank import RandomScorer
 
     if rerank == "random":
         return lambda: RandomScorer(seed)
@@ -172,10 +172,9 @@ def _scorer_factory(rerank: str, kind: str, seed: int, device: str | None, model
 
     def load():
         # The one place gen imports caption, and only lazily, when a user asks for a captioner's judgement:
-        # gen's modules never depend on caption (STYLE.md), gen/rerank.py's Scorer protocol is all they see.
-        from caption.scorer import JudgeScorer
-
-        from .domains import of_model
+        # gen's modules never depend on caption (STYLE.md), gen/generator/rerank.py's Scorer protocol is all they see.
+        from caption.judge.scorer import JudgeScorer
+        from gen.domains import of_model
 
         return JudgeScorer(rerank, kind, device=device, domain=of_model(model_dir), rivals=prompts)
     return load

@@ -36,15 +36,15 @@ IMAGE_SIZE = 8
 
 def shapes_texts() -> list[str]:
     """Every phrasing of every single-object shapes scene: the tokenizer's training text."""
-    from gen.shapes import all_combinations, phrasings
+    from gen.domains.shapes.world import all_combinations, phrasings
 
     return [t for spec in all_combinations() for t in phrasings([spec])]
 
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    """A byte-level BPE trained on the shapes grammar (gen.text.train_tokenizer)."""
-    from gen.text import train_tokenizer
+    """A byte-level BPE trained on the shapes grammar (gen.generator.text.train_tokenizer)."""
+    from gen.generator.text import train_tokenizer
 
     return train_tokenizer(shapes_texts(), vocab_size=300)
 
@@ -73,9 +73,9 @@ def tiny_unet(seed: int = 0, sample_size: int = IMAGE_SIZE):
 @pytest.fixture
 def tiny_pipe(tokenizer):
     """A fresh TextToImagePipeline of random tiny parts with the training code's DPM++ sampler."""
-    from gen.config import DiffusionConfig
-    from gen.diffusion import noise_scheduler, sampling_scheduler
-    from gen.pipeline import TextToImagePipeline
+    from gen.core.config import DiffusionConfig
+    from gen.generator.diffusion import noise_scheduler, sampling_scheduler
+    from gen.generator.pipeline import TextToImagePipeline
 
     scheduler = sampling_scheduler(noise_scheduler(DiffusionConfig()))
     pipe = TextToImagePipeline(tokenizer, tiny_gpt2(tokenizer), tiny_unet(), scheduler)
@@ -86,7 +86,7 @@ def tiny_pipe(tokenizer):
 @pytest.fixture(scope="session")
 def gen_run(tmp_path_factory) -> Path:
     """RUN_DIR of configs/gen/tiny.yaml trained for GEN_STEPS steps, logging the loss every step."""
-    from gen.train import train
+    from gen.generator.train import train
 
     run_dir = tmp_path_factory.mktemp("gen_run")
     model = train(GEN_TINY, out=run_dir, overrides=[f"train.max_steps={GEN_STEPS}", "train.log_every=1"])
@@ -112,7 +112,7 @@ def captioner_dir(caption_run) -> Path:
 
 @pytest.fixture(scope="session")
 def judge(captioner_dir):
-    from caption.judge import Judge
+    from caption.judge.judge import Judge
 
     return Judge(captioner_dir, device="cpu")
 

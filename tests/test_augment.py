@@ -83,8 +83,8 @@ def test_artefact_prob_picks_that_share_per_artefact():
 
 def test_augment_keys_are_config_keys_with_ranges(tmp_path):
     from caption.train import CaptionConfig
-    from gen import config as config_io
-    from gen.config import ConfigError
+    from gen.core import config as config_io
+    from gen.core.config import ConfigError
 
     cfg = config_io.load(CaptionConfig, None, ["augment.artefact_prob=0.5", "augment.morph=1", "augment.blur=0.8"])
     assert cfg.augment.artefact_prob == 0.5 and cfg.augment.morph == 1 and cfg.augment.warp == 0.0
@@ -97,7 +97,7 @@ def test_augment_keys_are_config_keys_with_ranges(tmp_path):
 def test_color_jitter_keeps_every_palette_colour_its_name():
     import numpy as np
 
-    from gen.shapes import COLORS, ShapeSpec, analyse, render
+    from gen.domains.shapes.world import COLORS, ShapeSpec, analyse, render
 
     torch.manual_seed(0)
     for name in COLORS:

@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from gen.bench_reference import reference_sample
-from gen.cli import UserError
-from gen.sweep import parse_settings, sweep
+from gen.bench.reference import reference_sample
+from gen.core.errors import UserError
+from gen.evaluate.sweep import parse_settings, sweep
 
 
 def test_reference_sampling_loop_is_the_same_computation_as_the_pipeline(tiny_pipe):
@@ -51,7 +51,7 @@ def test_for_sampling_is_channels_last_and_draws_the_same_images(tiny_pipe):
 
 
 def test_sampling_defaults_come_from_the_models_saved_config(gen_run, tmp_path):
-    from gen.sample import sample_model
+    from gen.generator.sample import sample_model
 
     out = sample_model(gen_run / "model", ["a red circle on the left"], tmp_path / "s")
     row = json.loads((out / "metadata.jsonl").read_text().splitlines()[0])
@@ -73,7 +73,7 @@ def test_compiled_sampling_draws_the_same_images(tiny_pipe):
 
 
 def test_compile_falls_back_to_eager_without_a_cxx_compiler(tiny_pipe, monkeypatch, caplog):
-    import gen.compiling as compiling
+    import gen.generator.compiling as compiling
 
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setattr(compiling.shutil, "which", lambda name: None)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from conftest import CAPTION_STEPS, MAX_LENGTH, TEXT_DIM, tiny_gpt2
 from safetensors.torch import save_file
 from torch import nn
 from transformers import GPT2LMHeadModel
@@ -17,11 +18,9 @@ from caption.augment import AugmentConfig, photometric_noise
 from caption.model import Captioner, CaptionerConfig, EncoderConfig, ImageEncoder, build_captioner
 from caption.train import EvalConfig, is_exact, split_records
 from gen import domains
-from gen.config import TextConfig
+from gen.core.config import TextConfig
 from gen.data import Record
-from gen.text import PretrainedNotFound, tokenize
-
-from conftest import CAPTION_STEPS, MAX_LENGTH, TEXT_DIM, tiny_gpt2
+from gen.generator.text import PretrainedNotFound, tokenize
 
 SPECIAL = "<|endoftext|>"
 

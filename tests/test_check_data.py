@@ -11,13 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from gen.check_data import Problem, check_folder, format_summary, run
-from gen.data import DataError, ImageCaptionDataset, SkipLog, read_folder
-
 from conftest import ROOT
+from PIL import Image
 from test_reliability_inputs import bomb_png, deadline, solid
+
+from gen.data import DataError, ImageCaptionDataset, SkipLog, read_folder
+from gen.data.check import Problem, check_folder, format_summary, run
 
 
 @pytest.fixture

@@ -10,16 +10,15 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import CAPTION_TINY, GEN_TINY, ROOT, one_error_line
 
 from caption.__main__ import main as caption_main
 from gen.__main__ import main as gen_main
-from gen.cli import UserError, run_cli
-from gen.config import ConfigError
-from gen.outputs import dumps
-from gen.shapes import ShapeSpec, render
-
-from conftest import CAPTION_TINY, GEN_TINY, ROOT, one_error_line
-
+from gen.core.cli import run_cli
+from gen.core.config import ConfigError
+from gen.core.errors import UserError
+from gen.core.outputs import dumps
+from gen.domains.shapes.world import ShapeSpec, render
 
 # ---------------------------------------------------------------- item 7: nonsense arguments
 

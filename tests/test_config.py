@@ -1,16 +1,15 @@
-"""gen.config: YAML → dataclasses, unknown and mistyped keys named, `--set` overrides typed as YAML."""
+"""gen.core.config: YAML → dataclasses, unknown and mistyped keys named, `--set` overrides typed as YAML."""
 from __future__ import annotations
 
 import pytest
 import torch
 import yaml
+from conftest import ROOT
 
 from caption.train import CaptionConfig
-from gen import config as config_io
-from gen.config import ConfigError, GenConfig, apply_overrides, load
-from gen.train import build_unet
-
-from conftest import ROOT
+from gen.core import config as config_io
+from gen.core.config import ConfigError, GenConfig, apply_overrides, load
+from gen.generator.train import build_unet
 
 GEN_CONFIGS = sorted((ROOT / "configs" / "gen").glob("*.yaml"))
 CAPTION_CONFIGS = sorted((ROOT / "configs" / "caption").glob("*.yaml"))

@@ -342,7 +342,7 @@ def test_sampler_drives_a_dataloader(dataset_dir):
 
 
 def test_read_records_writes_shapes_data_when_missing(tmp_path):
-    from gen.config import DataConfig
+    from gen.core.config import DataConfig
     from gen.data import read_records
 
     cfg = DataConfig(source="shapes", resolution=8, shapes_count=40, split="train")
@@ -361,7 +361,7 @@ def test_read_records_writes_shapes_data_when_missing(tmp_path):
 
 
 def test_read_records_refuses_bad_sources(tmp_path):
-    from gen.config import DataConfig
+    from gen.core.config import DataConfig
     from gen.data import read_records
 
     with pytest.raises(ValueError, match="data.path"):
@@ -371,8 +371,8 @@ def test_read_records_refuses_bad_sources(tmp_path):
 
 
 def test_data_labels_keeps_only_those_classes(tmp_path):
-    from gen import config as config_io
-    from gen.config import DataConfig
+    from gen.core import config as config_io
+    from gen.core.config import DataConfig
     from gen.data import read_records
 
     root = tmp_path / "ds"

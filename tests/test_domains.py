@@ -1,4 +1,4 @@
-"""Domains (gen/domains.py): how a folder's domain is found, what each offers, and that `caption score` on a
+"""Domains (gen/domains/): how a folder's domain is found, what each offers, and that `caption score` on a
 plain folder never reads its prompts as shapes captions."""
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from caption.score import score_folder
+from caption.evaluation.score import score_folder
 from gen import domains
-from gen.cli import UserError
-from gen.sample import sample_model, sample_to_folder
-from gen.shapes import ShapeSpec, make_dataset, render
+from gen.core.errors import UserError
+from gen.domains.shapes.world import ShapeSpec, make_dataset, render
+from gen.generator.sample import sample_model, sample_to_folder
 
 PROMPTS = ["a red circle on the left", "a blue square at the top"]
 

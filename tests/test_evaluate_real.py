@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gen.classifier import ClassifierConfig
-from gen.evaluate_real import caption_labels, evaluate_samples, frechet_distance
-from gen.outputs import OutputExists
-from gen.records import Record
+from gen.core.outputs import OutputExists
+from gen.data.records import Record
+from gen.evaluate.classifier import ClassifierConfig
+from gen.evaluate.real import caption_labels, evaluate_samples, frechet_distance
 
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
 CFG = ClassifierConfig(resolution=8, epochs=8, batch_size=12, lr=3e-3, shift=1)
@@ -104,7 +104,7 @@ def test_cas_per_class_fd_and_outputs(real_dir, samples_dir):
 
 
 def test_real_set_without_labels_is_a_user_error(tmp_path, samples_dir):
-    from gen.cli import UserError
+    from gen.core.errors import UserError
 
     root = tmp_path / "plain"
     square(root / "a.png", "red", 0)

@@ -7,7 +7,7 @@ from PIL import Image
 
 datasets = pytest.importorskip("datasets")
 
-from gen.config import DataConfig  # noqa: E402
+from gen.core.config import DataConfig  # noqa: E402
 from gen.data import ImageCaptionDataset, SkipLog, read_records  # noqa: E402
 
 COLORS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
@@ -80,7 +80,7 @@ def test_dataset_dict_split_and_column_names(tmp_path):
 
 
 def test_hub_name_offline_is_one_clear_error():
-    from gen.cli import UserError
+    from gen.core.errors import UserError
 
     with pytest.raises(UserError, match="save_to_disk or as parquet and set data.path"):
         read_records(DataConfig(source="hf", name="someone/not-here"))

@@ -15,15 +15,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
-
 from conftest import GEN_TINY, ROOT
-from gen import config as config_io
-from gen import measure
-from gen.bench import our_train_step, train_step_flops, utilisation
-from gen.config import GenConfig
+
+from gen.bench.speed import measure, our_train_step, train_step_flops, utilisation
+from gen.core import config as config_io
+from gen.core.config import GenConfig
 from gen.data import collate
-from gen.train import GenTask
-from gen.train_step import TrainingStep
+from gen.generator.train import GenTask
+from gen.training.train_step import TrainingStep
 
 
 def test_cpu_flash_attention_is_counted_forward_and_backward():

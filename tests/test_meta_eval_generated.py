@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 
 from caption.__main__ import main as caption_main
-from caption.calibration import expected_calibration_error, reliability
-from caption.meta_eval_generated import Level, best_of_n, meta_eval_generated
-from caption.metrics import bootstrap_stat
-from caption.oracle_agreement import agreement_report
-from gen.checkpoint_pipeline import load_generator
-from gen.shapes import check_strict
-
+from caption.evaluation.meta_eval_generated import Level, best_of_n, meta_eval_generated
+from caption.evaluation.metrics import bootstrap_stat
+from caption.evaluation.oracle_agreement import agreement_report
+from caption.judge.calibration import expected_calibration_error, reliability
+from gen.domains.shapes.world import check_strict
+from gen.generator.checkpoint_pipeline import load_generator
 
 # ---------------------------------------------------------------- calibration and bootstrap
 
@@ -159,8 +158,8 @@ def test_meta_eval_generated_cli(gen_run, captioner_dir, tmp_path, capsys):
 
 
 def test_verdicts_in_the_report_are_the_oracles(gen_run, captioner_dir):
-    from caption.judge import Judge
-    from caption.meta_eval_generated import judged_rows
+    from caption.evaluation.meta_eval_generated import judged_rows
+    from caption.judge.judge import Judge
 
     pipe = load_generator(gen_run / "model", device="cpu")
     images = pipe(["a red circle on the left"] * 2, num_inference_steps=2).images
@@ -171,7 +170,7 @@ def test_verdicts_in_the_report_are_the_oracles(gen_run, captioner_dir):
 
 
 def test_sample_folders_are_levels_of_their_own(captioner_dir, tmp_path):
-    from gen.shapes import ShapeSpec, render
+    from gen.domains.shapes.world import ShapeSpec, render
 
     folder = tmp_path / "made-earlier"
     folder.mkdir()

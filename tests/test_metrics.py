@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from caption.metrics import (
+from caption.evaluation.metrics import (
     CiderD,
     auroc,
     bleu4,

@@ -6,12 +6,11 @@ import json
 import re
 
 import torch
-
-from gen import config as config_io
-from gen.config import GenConfig
-from gen.model_card import model_card
-
 from conftest import CAPTION_STEPS, GEN_STEPS, GEN_TINY
+
+from gen.core import config as config_io
+from gen.core.config import GenConfig
+from gen.core.model_card import model_card
 
 
 def test_generator_card_says_data_run_scores_and_class_labels(gen_run):
@@ -48,7 +47,7 @@ def test_card_records_the_timings_that_chose_the_precision():
 
 def test_stock_diffusers_code_in_the_card_matches_the_pipeline(gen_run):
     """Run the card's second code block as written (stock diffusers + transformers only)."""
-    from gen.pipeline import TextToImagePipeline
+    from gen.generator.pipeline import TextToImagePipeline
 
     folder = gen_run / "model"
     card = (folder / "README.md").read_text()

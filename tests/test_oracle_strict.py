@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gen.evaluate import oracle_accuracy
-from gen.oracle_renders import renders_verdicts
-from gen.shapes import BACKGROUND, COLORS, ShapeSpec, check_strict, render
-from gen.shapes_prototypes import fit_box, prototype, shape_fits
+from gen.domains.shapes.prototypes import fit_box, prototype, shape_fits
+from gen.domains.shapes.renders import renders_verdicts
+from gen.domains.shapes.world import BACKGROUND, COLORS, ShapeSpec, check_strict, render
+from gen.evaluate.oracle import oracle_accuracy
 
 
 def blob(size: int = 32, power: float = 2.0, centre=(0.5, 0.5), side: float = 0.4,

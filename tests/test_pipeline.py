@@ -1,4 +1,4 @@
-"""gen.pipeline and gen.diffusion with tiny random models: outputs, seeds, CFG, save/load, scheduler swaps."""
+"""gen.generator.pipeline and gen.generator.diffusion with tiny random models: outputs, seeds, CFG, save/load, scheduler swaps."""
 from __future__ import annotations
 
 import json
@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import IMAGE_SIZE
 from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
@@ -18,11 +19,9 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, GPT2Model
 
-from gen.config import DiffusionConfig
-from gen.diffusion import min_snr_weight, noise_scheduler, sampling_scheduler, snr, training_losses
-from gen.pipeline import TextToImagePipeline, unet_conditioning
-
-from conftest import IMAGE_SIZE
+from gen.core.config import DiffusionConfig
+from gen.generator.diffusion import min_snr_weight, noise_scheduler, sampling_scheduler, snr, training_losses
+from gen.generator.pipeline import TextToImagePipeline, unet_conditioning
 
 PROMPTS = ["a red circle on the left", "a blue square at the top"]
 STEPS = 3

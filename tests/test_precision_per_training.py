@@ -9,7 +9,6 @@ import json
 
 import pytest
 from accelerate.state import AcceleratorState
-
 from conftest import CAPTION_TINY, GEN_TINY
 
 
@@ -21,7 +20,7 @@ def _precision_of(run_dir) -> dict:
 @pytest.mark.parametrize("first, second", [("no", "bf16"), ("bf16", "no")])
 def test_a_second_training_in_one_process_runs_in_its_own_precision(tmp_path, first, second):
     from caption.train import train as train_captioner
-    from gen.train import train as train_generator
+    from gen.generator.train import train as train_generator
 
     steps = ["train.max_steps=2"]
     train_generator(GEN_TINY, out=tmp_path / "gen", overrides=[*steps, f"train.mixed_precision={first}"])
@@ -35,7 +34,7 @@ def test_a_second_training_in_one_process_runs_in_its_own_precision(tmp_path, fi
 
 
 def test_two_generator_runs_in_one_process_may_differ_in_precision(tmp_path):
-    from gen.train import train as train_generator
+    from gen.generator.train import train as train_generator
 
     steps = ["train.max_steps=1"]
     for name, precision in (("a", "bf16"), ("b", "no"), ("c", "bf16")):

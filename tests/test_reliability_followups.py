@@ -12,17 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CAPTION_TINY, GEN_TINY, one_error_line
 from PIL import Image
 
 from caption.__main__ import main as caption_main
-from caption.score import score_folder
+from caption.evaluation.score import score_folder
 from caption.train import train as caption_train
 from gen.__main__ import main as gen_main
-from gen.checkpoint import Checkpoints, CorruptCheckpoint
-from gen.shapes import ShapeSpec, make_dataset, render
-from gen.train import train as gen_train
-
-from conftest import CAPTION_TINY, GEN_TINY, one_error_line
+from gen.domains.shapes.world import ShapeSpec, make_dataset, render
+from gen.generator.train import train as gen_train
+from gen.training.checkpoint import Checkpoints, CorruptCheckpoint
 
 NOTE_16BIT = "16-bit greyscale scaled to 8 bits (÷257)"
 TRAINERS = {"gen": (gen_train, GEN_TINY), "caption": (caption_train, CAPTION_TINY)}

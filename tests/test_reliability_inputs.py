@@ -19,11 +19,11 @@ import pytest
 from PIL import Image
 
 from caption.search import read_folder_images
-from gen import shapes
-from gen.config import ConfigError, DataConfig, GenConfig, load
+from gen.core.config import ConfigError, DataConfig, GenConfig, load
 from gen.data import DataError, ImageCaptionDataset, SkipLog, load_image, read_coco, read_folder, read_records, read_rgb
-from gen.images import MAX_PIXELS, to_8bit
-from gen.sample import read_prompts
+from gen.data.images import MAX_PIXELS, to_8bit
+from gen.domains.shapes import world as shapes
+from gen.generator.sample import read_prompts
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -122,7 +122,7 @@ def test_item3_caption_search_skips_bombs(bomb_folder):
 
 def test_item3_caption_describe_and_score_skip_bombs(captioner_dir, bomb_folder, tmp_path):
     from caption.describe import describe
-    from caption.score import score_folder
+    from caption.evaluation.score import score_folder
 
     paths = [bomb_folder / n for n in ("good.png", "bomb.png", "between.png")]
     with deadline(60):
@@ -169,7 +169,7 @@ def test_item9_partial_build_from_before_the_fix_is_rebuilt(tmp_path, caplog):
     (folder / "info.json").unlink()  # what the old writer left when stopped at image 10: rows, no info.json
     assert not shapes.is_complete(folder)
     cfg = DataConfig(source="shapes", path=str(folder), resolution=16, shapes_count=200)
-    with caplog.at_level(logging.WARNING, logger="gen.shapes"):
+    with caplog.at_level(logging.WARNING, logger="gen.domains.shapes.world"):
         assert len(read_records(cfg, all_splits=True)) == 200
     assert "unfinished shapes build" in caplog.text
 
@@ -180,7 +180,7 @@ def test_item9_finished_build_is_reused_and_a_different_one_is_named(tmp_path, c
     stamp = (folder / "metadata.jsonl").stat().st_mtime_ns
     cfg = DataConfig(source="shapes", path=str(folder), resolution=16, shapes_count=40)
     assert len(read_records(cfg, all_splits=True)) == 40
-    with caplog.at_level(logging.WARNING, logger="gen.shapes"):
+    with caplog.at_level(logging.WARNING, logger="gen.domains.shapes.world"):
         assert len(read_records(DataConfig(**{**cfg.__dict__, "shapes_count": 80}), all_splits=True)) == 40
     assert (folder / "metadata.jsonl").stat().st_mtime_ns == stamp  # never rewritten
     assert "not the (80, 16, 0) asked for" in caplog.text

@@ -13,20 +13,19 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import GEN_TINY
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gen import config as config_io
 from gen.__main__ import main as gen_main
-from gen.checkpoint import check_checkpoint
-from gen.cli import error_message
-from gen.config import GenConfig
-from gen.engine import fit
-from gen.numerics import TrainingDiverged
-from gen.shapes import make_dataset
-from gen.train import GenTask
-
-from conftest import GEN_TINY
+from gen.core import config as config_io
+from gen.core.cli import error_message
+from gen.core.config import GenConfig
+from gen.domains.shapes.world import make_dataset
+from gen.generator.train import GenTask
+from gen.training.checkpoint import check_checkpoint
+from gen.training.engine import fit
+from gen.training.numerics import TrainingDiverged
 
 STEPS = 6
 
@@ -71,7 +70,7 @@ def test_numerics_bad_steps_are_skipped_counted_and_training_goes_on(data, tmp_p
     cfg = config(data)
     out = tmp_path / "run"
     task = BadLossTask(cfg, out, spoil={2: "nan", 3: "nan", 5: "inf"})
-    with caplog.at_level(logging.WARNING, logger="gen.numerics"):
+    with caplog.at_level(logging.WARNING, logger="gen.training.numerics"):
         metrics = fit(task, cfg.train, out)
     assert task.calls == STEPS + 3 and metrics["step"] == STEPS and metrics["bad_steps"] == 3
     # Attempts 2 and 3 would have been step 2, attempt 5 step 3 (after 2 bad ones, attempt 4 made step 2).
@@ -124,9 +123,9 @@ def test_numerics_every_step_bad_stops_with_a_checkpoint_that_resumes(data, tmp_
 
 def test_numerics_diverged_is_one_line_in_the_cli(data, tmp_path, capsys, monkeypatch):
     """What `gen train` prints when training diverges: one `error:` line naming the checkpoint, exit status 2."""
-    import gen.train
+    import gen.generator.train
 
-    monkeypatch.setattr(gen.train, "GenTask", lambda *a: BadLossTask(*a, spoil_from=1))  # our task, not a mock
+    monkeypatch.setattr(gen.generator.train, "GenTask", lambda *a: BadLossTask(*a, spoil_from=1))  # our task, not a mock
     sets = [a for s in [f"data.path={data}", "train.max_bad_steps=2", "train.batch_size=8"] for a in ("--set", s)]
     assert gen_main(["train", str(GEN_TINY), "--out", str(tmp_path / "run"), *sets]) == 2
     err = capsys.readouterr().err

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from caption.__main__ import main as caption_main
-from caption.score import score_folder
+from caption.evaluation.score import score_folder
 from caption.search import search
 from gen.__main__ import main as gen_main
+from gen.core.outputs import OutputExists
 from gen.data import read_folder
-from gen.outputs import OutputExists
-from gen.sample import sample_to_folder
-from gen.shapes import ShapeSpec, phrasings, render
+from gen.domains.shapes.world import ShapeSpec, phrasings, render
+from gen.generator.sample import sample_to_folder
 
 PROMPTS = ["a red circle on the left", "a blue square at the top", "a green triangle in the center"]
 

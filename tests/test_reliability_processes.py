@@ -1,7 +1,7 @@
 """Issue 10, several processes: two CPU processes over gloo train configs/gen/tiny.yaml, as `torchrun
 --nproc_per_node 2 -m gen train` would run it, rendezvous on the loopback address only.
 
-Each process is forked from this one (as torch.multiprocessing does) and runs gen.train.train with its
+Each process is forked from this one (as torch.multiprocessing does) and runs gen.generator.train.train with its
 rank in the environment: a fresh interpreter would spend ~10 s per process on imports. A kill is a real
 SIGKILL of both processes.
 """
@@ -21,15 +21,14 @@ from typing import Any
 import pytest
 import torch
 from accelerate.state import AcceleratorState, GradientState
+from conftest import GEN_TINY
 from safetensors.torch import load_file
 
-from gen.checkpoint import Checkpoints
-from gen.rundir import LOCK_NAME
-from gen.shapes import make_dataset
-import gen.train
-from gen.train import GenTask, train  # imported here, so the forked processes start with it
-
-from conftest import GEN_TINY
+import gen.generator.train
+from gen.domains.shapes.world import make_dataset
+from gen.generator.train import GenTask, train  # imported here, so the forked processes start with it
+from gen.training.checkpoint import Checkpoints
+from gen.training.rundir import LOCK_NAME
 
 STEPS, EVERY = 12, 4
 SETS = [f"train.max_steps={STEPS}", f"train.ckpt_every={EVERY}", "train.keep_last=0", "train.batch_size=8",
@@ -56,7 +55,7 @@ def data(tmp_path_factory) -> Path:
 def _rank_main(rank: int, port: int, out: str, sets: list[str], resume: str | None, log: str,
                task: type[GenTask] = GenTask) -> None:
     """One of the two processes: what torchrun would put in its environment, then `gen train`."""
-    gen.train.GenTask = task  # in this forked process only
+    gen.generator.train.GenTask = task  # in this forked process only
     sys.stdout = sys.stderr = open(log, "w", buffering=1)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True, format="%(asctime)s %(name)s %(message)s")
     loopback = next((name for _, name in socket.if_nameindex() if name.startswith("lo")), "lo")

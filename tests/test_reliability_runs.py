@@ -16,21 +16,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import CAPTION_TINY, GEN_TINY, ROOT
 from diffusers import UNet2DConditionModel
 from safetensors.torch import load_file
 
 from caption.train import CaptionConfig, CaptionTask
 from caption.train import train as caption_train
-from gen import config as config_io
-from gen.checkpoint import Checkpoints, CorruptCheckpoint
-from gen.config import GenConfig
-from gen.rundir import LOCK_NAME, RunDirBusy, RunDirInUse, RunDirLock
-from gen.shapes import make_dataset
-from gen.text import load_tokenizer, train_tokenizer
-from gen.train import GenTask
-from gen.train import train as gen_train
-
-from conftest import CAPTION_TINY, GEN_TINY, ROOT
+from gen.core import config as config_io
+from gen.core.config import GenConfig
+from gen.domains.shapes.world import make_dataset
+from gen.generator.text import load_tokenizer, train_tokenizer
+from gen.generator.train import GenTask
+from gen.generator.train import train as gen_train
+from gen.training.checkpoint import Checkpoints, CorruptCheckpoint
+from gen.training.rundir import LOCK_NAME, RunDirBusy, RunDirInUse, RunDirLock
 
 TRAINERS = {"gen": (gen_train, GEN_TINY), "caption": (caption_train, CAPTION_TINY)}
 
@@ -105,7 +104,7 @@ def test_item2_pruning_keeps_the_checkpoint_just_written(tmp_path, caplog):
     ckpts = Checkpoints(tmp_path, keep_last=2)
     for step in (900, 1000):
         ckpts.save(step, _write(step))
-    with caplog.at_level(logging.WARNING, logger="gen.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="gen.training.checkpoint"):
         ckpts.save(500, _write(500))
     assert [s for s, _ in ckpts.all()] == [500]
     assert ckpts.latest() == ckpts.dir / "checkpoint-00000500"
@@ -124,7 +123,7 @@ def test_item2_resume_from_older_checkpoint_moves_newer_ones_aside(data, tmp_pat
     out = tmp_path / "run"
     run("gen", out, data, steps=4)
     old4 = load_file(str(out / "checkpoints" / "checkpoint-00000004" / "model.safetensors"))
-    with caplog.at_level(logging.WARNING, logger="gen.checkpoint"):  # another data order: another history
+    with caplog.at_level(logging.WARNING, logger="gen.training.checkpoint"):  # another data order: another history
         run("gen", out, data, "train.seed=1", steps=4,
             resume=str(out / "checkpoints" / "checkpoint-00000002"))
     assert "moved 2 checkpoint(s) newer than step 2" in caplog.text
@@ -144,7 +143,7 @@ def test_item2_resume_from_older_checkpoint_moves_newer_ones_aside(data, tmp_pat
 
 def _holder_process(run_dir: Path) -> subprocess.Popen:
     """Another process that takes the run folder's lock and holds it until killed."""
-    code = ("import sys, time; from gen.rundir import RunDirLock; RunDirLock(sys.argv[1]).acquire(); "
+    code = ("import sys, time; from gen.training.rundir import RunDirLock; RunDirLock(sys.argv[1]).acquire(); "
             "print('locked', flush=True); time.sleep(120)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
@@ -165,7 +164,7 @@ def test_item4_second_process_is_refused_and_a_dead_ones_lock_is_taken_over(data
         holder.kill()
         holder.wait()
     assert json.loads((out / LOCK_NAME).read_text())["pid"] == holder.pid  # left behind by the killed process
-    with caplog.at_level(logging.WARNING, logger="gen.rundir"):
+    with caplog.at_level(logging.WARNING, logger="gen.training.rundir"):
         model = run("gen", out, data)
     assert "taking over the lock" in caplog.text and f"pid {holder.pid}" in caplog.text
     assert (model / "model_index.json").is_file()
@@ -301,7 +300,7 @@ def test_item11_resume_that_cannot_start_leaves_config_yaml_unchanged(data, tmp_
 
 def test_item5_atomic_dir_restores_the_previous_folder_after_a_crash_between_renames(tmp_path):
     """The one moment without `model/`: the old one renamed aside, the new one not yet in place."""
-    from gen.outputs import atomic_dir
+    from gen.core.outputs import atomic_dir
 
     final = tmp_path / "model"
     (tmp_path / ".old-model").mkdir()

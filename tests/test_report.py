@@ -8,7 +8,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from caption.report import flatten, logprob_color, write_report, write_strip
+from caption.report.page import flatten, logprob_color, write_report, write_strip
 
 EVIL_PROMPT = 'a red square <script>alert("x")</script>'
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from caption.calibration import reliability
-from caption.report import write_report
-from caption.report_charts import reliability_diagram, score_histogram
-from caption.score import score_folder
-from gen.shapes import COLORS, ShapeSpec, render
+from caption.evaluation.score import score_folder
+from caption.judge.calibration import reliability
+from caption.report.charts import reliability_diagram, score_histogram
+from caption.report.page import write_report
+from gen.domains.shapes.world import COLORS, ShapeSpec, render
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_oracle_strict import blob  # noqa: E402

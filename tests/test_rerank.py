@@ -8,14 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from caption.attribute_probs import attribute_probs
-from caption.scorer import JudgeScorer
+from caption.judge.attribute_probs import attribute_probs
+from caption.judge.scorer import JudgeScorer
 from gen import domains
 from gen.__main__ import main as gen_main
-from gen.cli import UserError
-from gen.rerank import RandomScorer, best_of, candidate_seed
-from gen.sample import sample_to_folder
-from gen.shapes_negatives import variants
+from gen.core.errors import UserError
+from gen.domains.shapes.negatives import variants
+from gen.generator.rerank import RandomScorer, best_of, candidate_seed
+from gen.generator.sample import sample_to_folder
 
 PROMPTS = ["a red circle on the left", "a blue square at the top"]
 

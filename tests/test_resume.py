@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import GEN_TINY, ROOT
 from safetensors.torch import load_file
 
-from gen.checkpoint import Checkpoints
-
-from conftest import GEN_TINY, ROOT
+from gen.training.checkpoint import Checkpoints
 
 STEPS, EVERY = 24, 8
 WEIGHTS = ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors")

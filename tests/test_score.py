@@ -11,14 +11,24 @@ import torch
 from PIL import Image
 
 from caption.describe import describe
-from caption.judge import DEFAULT_ALPHA, Judge, null_images
-from caption.meta_eval import build_ladders, meta_eval
-from caption.negatives import distractors
-from caption.score import score_folder
+from caption.evaluation.meta_eval import build_ladders, meta_eval
+from caption.evaluation.score import score_folder
+from caption.judge.judge import DEFAULT_ALPHA, Judge, null_images
+from caption.judge.negatives import distractors
 from caption.search import search
 from gen import domains
-from gen.shapes import ATTRIBUTES, COLORS, POSITIONS, SHAPES, ShapeSpec, all_combinations, parse_caption, phrasings, render
-from gen.shapes_negatives import corrupt, hard_negatives, swap
+from gen.domains.shapes.negatives import corrupt, hard_negatives, swap
+from gen.domains.shapes.world import (
+    ATTRIBUTES,
+    COLORS,
+    POSITIONS,
+    SHAPES,
+    ShapeSpec,
+    all_combinations,
+    parse_caption,
+    phrasings,
+    render,
+)
 
 same_caption = domains.SHAPES.same_caption
 

@@ -1,4 +1,4 @@
-"""Label-aware scoring (caption/labels.py): one prompt per class, distractors of other classes only, the judge's
+"""Label-aware scoring (caption/judge/labels.py): one prompt per class, distractors of other classes only, the judge's
 zero-shot accuracy, labels from a real data set, and agreement with `gen evaluate`'s classifier."""
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import one_error_line
 from PIL import Image
 
 from caption.__main__ import main as caption_main
-from caption.score import score_folder
-from conftest import one_error_line
+from caption.evaluation.score import score_folder
 
 COLORS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (40, 80, 230)}
 # Per class two phrasings as first caption; the first is the more common one, so it is the class prompt.
@@ -58,7 +58,7 @@ def test_labelled_rows_rank_one_prompt_per_class(captioner_dir, judge, tmp_path)
     assert summary["table"]["images"] == 9  # the test split only
     assert labels["classes"] == 3 and labels["class_prompts"] == {c: FIRST[c][0] for c in sorted(COLORS)}
     classes = sorted(COLORS)
-    expected = readings(judge, folder, rows, [FIRST[c][0] for c in classes], alpha=0.0)  # log p (caption/labels.py)
+    expected = readings(judge, folder, rows, [FIRST[c][0] for c in classes], alpha=0.0)  # log p (caption/judge/labels.py)
     assert expected != readings(judge, folder, rows, [FIRST[c][0] for c in classes], alpha=1.0)
     assert [r["judge_label"] for r in rows] == [classes[k] for k in expected]
     assert [r["label"] for r in rows] == [c for c in COLORS for _ in range(3)]

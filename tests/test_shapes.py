@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from gen.shapes import (
+from gen.domains.shapes.world import (
     ATTRIBUTES,
     BACKGROUND,
     COLORS,

@@ -1,14 +1,15 @@
-"""gen.text: trained BPE, tokenize (BOS, padding, truncation), pretrained GPT-2 from a local folder."""
+"""gen.generator.text: trained BPE, tokenize (BOS, padding, truncation), pretrained GPT-2 from a local folder."""
 from __future__ import annotations
 
 import logging
 
 import pytest
 import torch
+from conftest import MAX_LENGTH, TEXT_DIM, shapes_texts, tiny_gpt2
 from transformers import AutoTokenizer, GPT2Config, GPT2Model, GPT2TokenizerFast
 
-from gen.config import TextConfig
-from gen.text import (
+from gen.core.config import TextConfig
+from gen.generator.text import (
     SPECIAL,
     PretrainedNotFound,
     build_text_model,
@@ -20,8 +21,6 @@ from gen.text import (
     tokenize,
     train_tokenizer,
 )
-
-from conftest import MAX_LENGTH, TEXT_DIM, shapes_texts, tiny_gpt2
 
 CAPTIONS = ["a red circle on the left", "there is an orange triangle in the center of the image",
             "blue square at the top"]
@@ -81,7 +80,7 @@ def test_tokenize_add_eos(tokenizer):
 
 def test_tokenize_truncates_long_prompts_with_a_warning(tokenizer, caplog):
     text = "a red circle and a blue square and a green triangle " * 5 + "test_tokenize_truncates"
-    with caplog.at_level(logging.WARNING, logger="gen.text"):
+    with caplog.at_level(logging.WARNING, logger="gen.generator.text"):
         ids, mask = tokenize(tokenizer, [text, "a red circle"], max_length=10)
     assert ids.shape == (2, 10)
     assert mask[0].eq(1).all()

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import GEN_STEPS
 from diffusers import UNet2DConditionModel
 from PIL import Image
 from safetensors.torch import load_file
@@ -13,12 +14,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from transformers import GPT2Config, GPT2Model
 
 from gen.__main__ import main as gen_main
-from gen.config import GenConfig, load
+from gen.core.config import GenConfig, load
 from gen.data import read_folder
-from gen.train_step import param_groups
-from gen.train import TextToImageModel, build_unet
-
-from conftest import GEN_STEPS
+from gen.generator.train import TextToImageModel, build_unet
+from gen.training.train_step import param_groups
 
 
 def scalars(run_dir, tag: str) -> dict[int, float]:

@@ -1,4 +1,4 @@
-"""Warped views (caption/views.py): the judge's attribute probabilities averaged over an image and warped copies."""
+"""Warped views (caption/judge/views.py): the judge's attribute probabilities averaged over an image and warped copies."""
 from __future__ import annotations
 
 import shutil
@@ -7,18 +7,17 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import CAPTION_TINY, one_error_line
 
 from caption.__main__ import main as caption_main
-from caption.attribute_probs import attribute_probs
-from caption.judge import Judge
+from caption.judge.attribute_probs import attribute_probs
+from caption.judge.judge import Judge
+from caption.judge.views import DEFAULT_VIEWS, Views, views_of_model, warped_view
 from caption.train import CaptionConfig
-from caption.views import DEFAULT_VIEWS, Views, views_of_model, warped_view
-from gen import config as config_io
 from gen import domains
-from gen.config import ConfigError
-from gen.shapes import ShapeSpec, render
-
-from conftest import CAPTION_TINY, one_error_line
+from gen.core import config as config_io
+from gen.core.config import ConfigError
+from gen.domains.shapes.world import ShapeSpec, render
 
 
 def _objects(judge: Judge, specs: list[tuple[str, str, str]]) -> torch.Tensor:

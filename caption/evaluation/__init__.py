@@ -1,0 +1,1 @@
+"""Judging folders and judging the judge: score, metrics, meta-evaluations, oracle agreement, best-of-N."""

@@ -1,0 +1,159 @@
+"""`caption meta-eval CAPTIONER --generated GEN_MODEL`: can the judge be trusted on generated images?
+
+The renders meta-eval (caption/evaluation/meta_eval.py) asks whether the judge ranks true captions over false
+ones on clean renders. The judge is used on generated images, imperfect ones above all, so this one
+samples the same prompts (the demo's, by default) from generators of several qualities (a run's
+checkpoints from early to late, and each at several DPM++ step counts, 1 step being barely an image),
+labels every image per attribute with the strict oracle (gen.domains.shapes.world.check_strict) and measures the
+judge against it (caption/evaluation/oracle_agreement.py). Folders of images already generated (`gen sample`
+output) can stand in for, or join, the sampled levels. With several images per prompt it also reports
+best-of-N: the oracle accuracy of the image the judge picks among N, against a random pick
+(caption/evaluation/best_of_n.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from caption.evaluation.best_of_n import best_of_n
+from caption.evaluation.oracle_agreement import ALL, agreement_report
+from caption.judge.attribute_probs import attribute_probs
+from caption.judge.judge import Judge
+from gen import domains
+from gen.core.outputs import atomic_write_text, dumps
+from gen.data import SkipLog, read_folder, read_record_rgb
+from gen.domains.shapes.world import ATTRIBUTES, RIGHT, check_strict, parse_caption
+from gen.generator.checkpoint_pipeline import load_generator
+from gen.generator.sample import generate_images
+
+DEFAULT_STEPS = (1, 2, 3, 5, 20)
+
+
+@dataclass(frozen=True)
+class Level:
+    """One generator quality: a checkpoint (None: the exported model) sampled with `steps` DPM++ steps, or a
+    folder of images some generator already made (`gen sample` output)."""
+
+    checkpoint: Path | None = None
+    steps: int | None = None
+    folder: Path | None = None
+
+    @property
+    def label(self) -> str:
+        if self.folder is not None:
+            return self.folder.name
+        return f"{self.checkpoint.name if self.checkpoint else 'model'}@{self.steps}"
+
+
+def read_samples(folder: Path) -> tuple[list[Image.Image], list[str], list[int | None]]:
+    """Images, prompts and seeds of a samples folder; unreadable images are skipped with a warning."""
+    images, prompts, seeds = [], [], []
+    skips = SkipLog()
+    for rec in read_folder(folder, split=None, skips=skips):
+        image = read_record_rgb(rec, skips)  # None: unreadable, counted in skips
+        if image is None:
+            continue
+        images.append(image)
+        prompts.append(rec.texts[0])
+        seeds.append(rec.meta.get("seed"))
+    return images, prompts, seeds
+
+
+def run_length(prompts: Sequence[str]) -> int:
+    """How many images each prompt has in a row (gen sample writes a prompt's images together)."""
+    n = 1
+    while n < len(prompts) and prompts[n] == prompts[0]:
+        n += 1
+    return n
+
+
+def judged_rows(judge: Judge, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[dict[str, Any]]:
+    """Per image: the strict oracle's verdicts and shape margin, and the judge's probabilities and readings."""
+    pixels = torch.stack([judge.pil_to_pixels(im) for im in images])  # (N, 3, S, S)
+    found = attribute_probs(judge, judge.encode_views(pixels), prompts, domains.SHAPES)
+    rows = []
+    for i, (image, prompt) in enumerate(zip(images, prompts)):
+        verdict = check_strict(image, prompt)
+        rows.append({"prompt": prompt, "stated": parse_caption(prompt), "verdict": verdict.attributes,
+                     "overall": verdict.overall, "plausible": verdict.plausible, "shape_margin": verdict.shape_margin,
+                     "prob": {a: float(found.probs[a][i]) for a in ATTRIBUTES}, "prob_all": float(found.all[i]),
+                     "reading": {a: found.reading[a][i] for a in ATTRIBUTES}, "debiased": float(found.debiased[i])})
+    return rows
+
+
+def _level_summary(level: Level, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    verdicts = {a: [r["verdict"][a] for r in rows] for a in ATTRIBUTES} | {ALL: [r["overall"] for r in rows]}
+    return {"label": level.label, "checkpoint": str(level.checkpoint) if level.checkpoint else None,
+            "steps": level.steps, "folder": str(level.folder) if level.folder else None, "images": len(rows),
+            "oracle_right": {a: float(np.mean([v == RIGHT for v in vs])) for a, vs in verdicts.items()},
+            "unsure": {a: float(np.mean([v == "unsure" for v in vs])) for a, vs in verdicts.items()},
+            "judge_prob_all": float(np.nanmean([r["prob_all"] for r in rows]))}
+
+
+def meta_eval_generated(captioner_dir: str | Path, gen_model: str | Path | None, prompts: Sequence[str] = (),
+                        checkpoints: Sequence[str | Path] = (), steps: Sequence[int] = DEFAULT_STEPS,
+                        per_prompt: int = 2, guidance: float = 3.0, seed: int = 0, batch_size: int = 32,
+                        out: str | Path | None = None, device: str | None = None,
+                        sample_dirs: Sequence[str | Path] = (), views: int | None = None) -> dict[str, Any]:
+    """Sample every prompt `per_prompt` times (seeds seed + j, the same at every level) from each checkpoint and
+    the final model at each step count, and take the images of each samples folder as they are; label every
+    image with the oracle, score it with the judge, and report. `views`: warped copies the judge's attribute
+    probabilities average over (caption/judge/views.py); None: the captioner's own setting."""
+    judge = Judge(captioner_dir, device=device, views=views)
+    levels: list[tuple[Level, list[dict[str, Any]], list[int | None], int]] = []
+    for folder in map(Path, sample_dirs):
+        images, texts, seeds = read_samples(folder)
+        levels.append((Level(folder=folder), judged_rows(judge, images, texts), seeds, run_length(texts)))
+    if gen_model is not None:
+        jobs = [(p, seed + j) for j, p in enumerate(p for p in prompts for _ in range(per_prompt))]
+        for checkpoint in tqdm([*map(Path, checkpoints), None], desc="generators"):
+            pipe = load_generator(gen_model, checkpoint, device=device)
+            for s in steps:
+                images = generate_images(pipe, jobs, s, guidance, batch_size)
+                levels.append((Level(checkpoint, s), judged_rows(judge, images, [p for p, _ in jobs]),
+                               [j for _, j in jobs], per_prompt))
+    rows, summaries, best = [], [], {}
+    for level, level_rows, seeds, group in levels:
+        for row, s in zip(level_rows, seeds):
+            row |= {"level": level.label, "seed": s}
+        rows += level_rows
+        summaries.append(_level_summary(level, level_rows))
+        best[level.label] = best_of_n(level_rows, group)
+    report = {"captioner": str(captioner_dir), "generator": str(gen_model) if gen_model else None,
+              "sample_dirs": [str(d) for d in sample_dirs], "prompts": len(prompts), "per_prompt": per_prompt,
+              "guidance": guidance, "seed": seed, "alpha": judge.alpha, "views": dataclasses.asdict(judge.views),
+              "levels": summaries,
+              "judge_vs_oracle": agreement_report(rows), "best_of_n": best, "images": rows}
+    if out:
+        atomic_write_text(Path(out), dumps(report, indent=2))
+    return report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The levels' oracle accuracy, then the judge against the oracle, as two small Markdown tables."""
+    def ci(m: dict) -> str:
+        if m["value"] is None:
+            return "n/a"
+        return f"{m['value']:.3f}" + (f" [{m['low']:.3f}, {m['high']:.3f}]" if m["low"] is not None else "")
+
+    lines = ["| level | colour | shape | position | all | unsure (all) |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {lv['label']} | " + " | ".join(f"{lv['oracle_right'][a]:.3f}" for a in (*ATTRIBUTES, ALL))
+              + f" | {lv['unsure'][ALL]:.3f} |" for lv in report["levels"]]
+    j = report["judge_vs_oracle"]
+    views = report.get("views") or {}
+    seen = (f"each image and {views['count']} warped views of it (up to {views['warp']:g} px)" if views.get("count")
+            else "each image alone")
+    lines += ["", f"The judge's probabilities average over {seen}.", "",
+              "| | AUROC | agreement | ECE | unsure rate |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {a} | {ci(j[a]['auroc'])} | {ci(j[a]['agreement'])} | {ci(j[a]['ece'])} | "
+              f"{ci(j[a]['unsure_rate'])} |" for a in (*ATTRIBUTES, ALL)]
+    lines += ["", f"Spearman, judge's shape probability vs oracle shape margin: {ci(j['spearman_shape_margin'])}"]
+    return "\n".join(lines)
+

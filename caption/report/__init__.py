@@ -1,0 +1,1 @@
+"""One self-contained HTML writer and its inline charts."""

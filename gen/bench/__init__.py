@@ -1,0 +1,1 @@
+"""`gen bench`: speed against a plain diffusers loop, FLOPs and MFU."""

@@ -1,0 +1,1 @@
+"""What every part of gen and caption stands on: configs, user errors, safe outputs, processes, model cards."""

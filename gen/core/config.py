@@ -1,0 +1,274 @@
+"""Configs are data: YAML → dataclasses, unknown keys rejected, stored with every run."""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import yaml
+
+from gen.core.errors import ConfigError
+
+T = TypeVar("T")
+PRECISION_NO = {"no", "fp32", "none", "false", "off"}
+
+
+@dataclasses.dataclass
+class DataConfig:
+    source: str = "folder"  # folder | coco | hf | shapes
+    path: str = ""  # folder with metadata.jsonl, a COCO captions JSON, a datasets folder/parquet, or where shapes go
+    name: str = ""  # hf only: a data set on the Hugging Face hub (when data.path is empty; needs the network)
+    image_column: str = "image"  # hf only: the columns that hold the image, the caption(s) and an optional label
+    caption_column: str = "text"
+    label_column: str | None = None
+    image_root: str = ""  # COCO only: folder the JSON's file names are relative to (default: the JSON's folder)
+    resolution: int = 32
+    split: str | None = "train"  # keep rows whose "split" field equals this; rows without the field are kept
+    labels: list[str] | None = None  # keep only rows whose "label" is one of these (a subset of classes); null: all
+    hflip: bool = False  # off: flipping breaks captions that say left or right
+    preload: bool = True  # decode every image once into RAM; right for small data sets
+    num_workers: int = 0
+    shapes_count: int = 2000  # source=shapes: images to write into `path` when it holds none
+    shapes_seed: int = 0
+
+
+@dataclasses.dataclass
+class TextConfig:
+    pretrained: str | None = None  # hub name or local folder with a GPT-2 (model + tokenizer)
+    freeze: bool | None = None  # default: frozen when pretrained, trained jointly from scratch
+    lr_scale: float = 1.0  # jointly trained encoder: its lr is train.lr × this (docs/benchmarks.md)
+    max_length: int = 32
+    vocab_size: int = 512  # trained BPE only
+    n_embd: int = 128
+    n_layer: int = 2
+    n_head: int = 4
+
+
+@dataclasses.dataclass
+class DiffusionConfig:
+    schedule: str = "cosine"  # cosine | linear | scaled_linear
+    num_train_timesteps: int = 1000
+    prediction_type: str = "v_prediction"  # v_prediction | epsilon
+    snr_gamma: float | None = 5.0  # min-SNR-γ loss weighting (Hang et al. 2023); null disables
+    snr_floor: float | None = 0.25  # v only: lower clip of the x0 weight; null gives plain min-SNR (diffusion.py)
+    cond_drop: float = 0.1  # classifier-free guidance needs an unconditional model too
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    seed: int = 0
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    max_steps: int = 1000
+    max_minutes: float | None = None  # wall-clock budget; training stops early and still exports
+    grad_clip: float = 1.0
+    mixed_precision: str | bool = "auto"  # auto | no (fp32) | bf16 | fp16, by accelerate; auto: precision.py
+    ema_decay: float = 0.999  # upper bound; the warm-up schedule reaches it slowly
+    ema_power: float = 0.75
+    ckpt_every: int = 500
+    keep_last: int = 2
+    log_every: int = 10
+    eval_every: int = 0  # 0: only at the end
+    threads: int | None = None  # torch CPU threads; default torch's own choice
+    max_bad_steps: int = 20  # steps in a row with a non-finite loss or gradient before training stops (numerics.py)
+
+
+    def __post_init__(self) -> None:
+        # YAML and `--set` read a bare `no` as false: accept it, and every documented spelling, as "no".
+        if self.mixed_precision is False or str(self.mixed_precision).strip().lower() in PRECISION_NO:
+            self.mixed_precision = "no"
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise ConfigError(f"train.mixed_precision must be auto, no (fp32), bf16 or fp16, not {self.mixed_precision!r}")
+
+
+@dataclasses.dataclass
+class SampleConfig:
+    steps: int = 20
+    guidance: float = 3.0
+    prompts: list[str] = dataclasses.field(default_factory=list)  # grids logged during training
+
+
+def _unet_defaults() -> dict[str, Any]:
+    return {
+        "block_out_channels": [64, 128, 128],
+        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+        "layers_per_block": 1,
+        "attention_head_dim": 8,
+        "norm_num_groups": 16,
+    }
+
+
+@dataclasses.dataclass
+class GenConfig:
+    name: str = "gen"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    text: TextConfig = dataclasses.field(default_factory=TextConfig)
+    unet: dict[str, Any] = dataclasses.field(default_factory=_unet_defaults)  # UNet2DConditionModel kwargs
+    diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    sample: SampleConfig = dataclasses.field(default_factory=SampleConfig)
+
+    def __post_init__(self) -> None:
+        from diffusers import UNet2DConditionModel
+
+        self.unet = {**_unet_defaults(), **self.unet}  # a partial unet section or --set unet.x edits the defaults
+        allowed = set(inspect.signature(UNet2DConditionModel.__init__).parameters) - {"self"}
+        bad = sorted(set(self.unet) - allowed)
+        if bad:
+            raise ConfigError(f"unknown key unet.{bad[0]} (not a UNet2DConditionModel argument)")
+        if "cross_attention_dim" in self.unet:
+            raise ConfigError("unet.cross_attention_dim is set from the text encoder's hidden size")
+        if self.diffusion.prediction_type not in ("v_prediction", "epsilon"):
+            raise ConfigError(f"diffusion.prediction_type must be v_prediction or epsilon, not {self.diffusion.prediction_type!r}")
+        if self.text.lr_scale < 0:
+            raise ConfigError(f"text.lr_scale must be ≥ 0, not {self.text.lr_scale!r}")
+
+
+def from_dict(cls: type[T], raw: dict[str, Any] | None, where: str = "") -> T:
+    """Build dataclass `cls` from a mapping, naming the first unknown or mistyped key."""
+    raw = dict(raw or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown config key {where + unknown[0]!r}; known keys: {', '.join(sorted(fields))}")
+    kwargs = {k: _coerce(hints[k], v, f"{where}{k}") for k, v in raw.items()}
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+        return from_dict(hint, value, key + ".")
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"config key {key!r}: {value!r} is not a {hint}")
+    if origin in (list, dict):
+        if not isinstance(value, origin):
+            raise ConfigError(f"config key {key!r} must be a {origin.__name__}, got {value!r}")
+        return value
+    if hint is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:  # PyYAML reads 1e-3 (no dot) as a string
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"config key {key!r} must be float, got {value!r}") from None
+    if hint in (int, float, str, bool) and type(value) is not hint:
+        raise ConfigError(f"config key {key!r} must be {hint.__name__}, got {value!r}")
+    return value
+
+
+_MISSING = object()
+# Allowed values of numeric keys, as (test, the range in words). A dotted key a config lacks is not checked, so
+# one table serves GenConfig and the captioner's CaptionConfig (same data/train sections, decoder = TextConfig).
+RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "train.lr": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    "train.batch_size": (lambda v: v >= 1, "≥ 1"),
+    "train.grad_accum": (lambda v: v >= 1, "≥ 1"),
+    "train.max_steps": (lambda v: v >= 1, "≥ 1"),
+    "train.ckpt_every": (lambda v: v >= 1, "≥ 1"),
+    "train.keep_last": (lambda v: v >= 0, "≥ 0 (0 keeps every checkpoint)"),
+    "train.log_every": (lambda v: v >= 1, "≥ 1"),
+    "train.eval_every": (lambda v: v >= 0, "≥ 0 (0: only at the end)"),
+    "train.warmup_steps": (lambda v: v >= 0, "≥ 0"),
+    "train.max_minutes": (lambda v: v is None or v > 0, "null or > 0"),
+    "train.grad_clip": (lambda v: v >= 0, "≥ 0 (0: no clipping)"),
+    "train.ema_decay": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "train.weight_decay": (lambda v: math.isfinite(v) and v >= 0, "a finite number ≥ 0"),
+    "train.threads": (lambda v: v is None or v >= 1, "null or ≥ 1"),
+    "train.max_bad_steps": (lambda v: v >= 1, "≥ 1"),
+    "data.resolution": (lambda v: v >= 8, "≥ 8"),
+    "diffusion.cond_drop": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "text.max_length": (lambda v: v >= 2, "≥ 2"),
+    "sample.steps": (lambda v: v >= 1, "≥ 1"),
+    "sample.guidance": (lambda v: math.isfinite(v), "a finite number"),
+    # The captioner's own sections (caption/train.py, caption/augment.py, caption/model.py): named, not imported.
+    "model.decoder.max_length": (lambda v: v >= 2, "≥ 2"),
+    "model.encoder.image_size": (lambda v: v >= 8, "≥ 8"),
+    "eval.batch_size": (lambda v: v >= 1, "≥ 1"),
+    "eval.max_items": (lambda v: v >= 0, "≥ 0"),
+    "eval.holdout_fraction": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "augment.prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "augment.artefact_prob": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    **{f"augment.{k}": (lambda v: math.isfinite(v) and v >= 0, "a finite number ≥ 0")
+       for k in ("tint", "noise", "blur", "warp", "morph", "jitter", "blobs")},
+    "judge.views": (lambda v: v >= 0, "≥ 0 (0: the image alone)"),
+}
+
+
+def check_ranges(cfg: Any) -> None:
+    """Raise ConfigError naming the first key of RANGES whose value is out of range (NaN never is in range)."""
+    for key, (allowed, words) in RANGES.items():
+        node = cfg
+        for part in key.split("."):
+            node = getattr(node, part, _MISSING)
+        if node is not _MISSING and not allowed(node):
+            raise ConfigError(f"config key {key}={node!r} is out of range: it must be {words}")
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b=value` overrides; values are parsed as YAML so numbers and lists keep their types."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value")
+        key, text = item.split("=", 1)
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {key!r}: {part!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(text)
+    return raw
+
+
+def load(cls: type[T], path: str | Path | None, overrides: list[str] | None = None) -> T:
+    """Read YAML (or start from defaults), apply overrides, and validate into `cls`."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        raw.setdefault("name", Path(path).stem)
+    cfg = from_dict(cls, apply_overrides(raw, overrides or []))
+    check_ranges(cfg)
+    return cfg
+
+
+SAVED = "roundtrip_config.yaml"  # the resolved config every exported model folder carries
+
+
+def read_saved(model_dir: str | Path) -> dict[str, Any]:
+    """A model folder's stored config as plain data, {} when it has none or it cannot be read: for the few
+    settings a tool reads off a model (its domain, the judge's views) without the trainer's dataclasses."""
+    try:
+        raw = yaml.safe_load((Path(model_dir) / SAVED).read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def save(cfg: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,0 +1,23 @@
+"""Data worlds behind one protocol: what a world knows about its captions (oracle, negatives, attributes).
+
+base.py holds what generic code may ask (Domain, Verdict, Plain); each world with more to say lives in its
+own folder (shapes/); registry.py says which world a folder or a model belongs to. Generic code imports
+the names below and never a world's own modules.
+"""
+from gen.domains.base import RIGHT, UNSURE, VERDICTS, WRONG, Domain, Plain, Verdict, same_text
+from gen.domains.registry import (
+                                  DOMAINS,
+                                  INFO,
+                                  PLAIN,
+                                  SHAPES,
+                                  UNDECLARED,
+                                  declare,
+                                  declared,
+                                  get,
+                                  of_data,
+                                  of_model,
+                                  resolve,
+)
+
+__all__ = ["DOMAINS", "INFO", "PLAIN", "RIGHT", "SHAPES", "UNDECLARED", "UNSURE", "VERDICTS", "WRONG", "Domain", "Plain",
+           "Verdict", "declare", "declared", "get", "of_data", "of_model", "resolve", "same_text"]

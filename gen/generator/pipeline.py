@@ -1,0 +1,106 @@
+"""TextToImagePipeline: prompt → GPT-2 states → UNet denoising loop with any diffusers scheduler → images."""
+from __future__ import annotations
+
+import inspect
+from typing import Sequence
+
+import torch
+from diffusers import DiffusionPipeline, ImagePipelineOutput, SchedulerMixin, UNet2DConditionModel
+from diffusers.utils.torch_utils import randn_tensor
+from transformers import GPT2Model, PreTrainedTokenizerBase
+
+from gen.generator.compiling import compile_module
+from gen.generator.text import encode, max_length_of, tokenize
+
+
+def unet_conditioning(unet: UNet2DConditionModel, states: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """UNet keyword arguments for text states (B, T, D) and their mask (B, T).
+
+    Cross-attention always gets the token states. A UNet built with class_embed_type="projection" also
+    gets a pooled summary added to its timestep embedding (as Imagen does): the mean of the real tokens'
+    states. That global signal reaches every ResNet block, so whole-image attributes such as colour are
+    learned far sooner. A mean, not the last token's state: a from-scratch GPT-2 only learns to gather
+    the prompt into its last token slowly, and until then the last token is mostly its own word.
+    """
+    kwargs = {"encoder_hidden_states": states, "encoder_attention_mask": mask}
+    if unet.config.class_embed_type == "projection":
+        weights = mask.to(states.dtype).unsqueeze(-1)  # (B, T, 1)
+        kwargs["class_labels"] = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)  # (B, D)
+    return kwargs
+
+
+class TextToImagePipeline(DiffusionPipeline):
+    """Pixel-space text-to-image diffusion with classifier-free guidance (Ho & Salimans 2022)."""
+
+    model_cpu_offload_seq = "text_encoder->unet"
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, text_encoder: GPT2Model,
+                 unet: UNet2DConditionModel, scheduler: SchedulerMixin) -> None:
+        super().__init__()
+        self.register_modules(tokenizer=tokenizer, text_encoder=text_encoder, unet=unet, scheduler=scheduler)
+
+    def encode_prompt(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden states (B, T, D) and padding mask (B, T) for a list of prompts."""
+        ids, mask = tokenize(self.tokenizer, prompts, max_length_of(self.text_encoder, self.tokenizer))
+        ids, mask = ids.to(self._execution_device), mask.to(self._execution_device)
+        return encode(self.text_encoder, ids, mask)
+
+    def _step_kwargs(self, generator: torch.Generator | list[torch.Generator] | None) -> dict:
+        # Only stochastic samplers (DDPM, SDE variants) take a generator in step().
+        accepts = "generator" in inspect.signature(self.scheduler.step).parameters
+        return {"generator": generator} if accepts else {}
+
+    def for_sampling(self, device: str | torch.device | None = None, compile: bool = False) -> "TextToImagePipeline":
+        """Move to `device` and lay the UNet out channels-last: oneDNN's and cuDNN's convolutions run
+        faster on NHWC (measured in docs/PERFORMANCE.md). Outputs are unchanged up to float rounding.
+        `compile` adds torch.compile (gen/generator/compiling.py): faster per call after a minute of compiling."""
+        if device is not None:
+            self.to(device)
+        self.unet.to(memory_format=torch.channels_last)
+        if compile:
+            compile_module(self.unet, self._execution_device)
+        return self
+
+    @torch.inference_mode()
+    def __call__(self, prompt: str | list[str], negative_prompt: str | list[str] | None = None,
+                 num_inference_steps: int = 20, guidance_scale: float = 3.0,
+                 generator: torch.Generator | list[torch.Generator] | None = None,
+                 num_images_per_prompt: int = 1, output_type: str = "pil", return_dict: bool = True):
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
+        negatives = negative_prompt if negative_prompt is not None else ""
+        negatives = [negatives] * len(prompts) if isinstance(negatives, str) else \
+            [n for n in negatives for _ in range(num_images_per_prompt)]
+        if len(negatives) != len(prompts):
+            raise ValueError(f"{len(negative_prompt)} negative prompts for {len(prompts) // num_images_per_prompt} prompts")
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be pil, np or pt, not {output_type!r}")
+        guided = guidance_scale != 1.0
+        # CFG by batch doubling (DiT forward_with_cfg): one UNet call for both halves.
+        states, mask = self.encode_prompt(negatives + prompts if guided else prompts)  # (2B|B, T, D)
+        unet_kwargs = unet_conditioning(self.unet, states.to(self.unet.dtype), mask)
+
+        size = self.unet.config.sample_size
+        shape = (len(prompts), self.unet.config.in_channels, size, size)
+        x = randn_tensor(shape, generator=generator, device=self._execution_device, dtype=self.unet.dtype)
+        x = x * self.scheduler.init_noise_sigma  # (B, C, H, W)
+        if self.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)  # keep the whole loop in the UNet's layout
+        self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
+        extra = self._step_kwargs(generator)
+        for t in self.progress_bar(self.scheduler.timesteps):
+            x_in = torch.cat([x, x]) if guided else x  # (2B|B, C, H, W)
+            x_in = self.scheduler.scale_model_input(x_in, t)
+            out = self.unet(x_in, t, **unet_kwargs).sample
+            if guided:
+                uncond, cond = out.chunk(2)
+                out = uncond + guidance_scale * (cond - uncond)
+            x = self.scheduler.step(out, t, x, **extra).prev_sample
+
+        images = (x.float() / 2 + 0.5).clamp(0, 1)  # (B, C, H, W) in [0, 1]
+        if output_type != "pt":
+            images = images.permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, C)
+            if output_type == "pil":
+                images = self.numpy_to_pil(images)
+        self.maybe_free_model_hooks()
+        return ImagePipelineOutput(images=images) if return_dict else (images,)
