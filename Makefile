@@ -17,11 +17,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# The lint runs first, so CI checks the style and the import rules of the folders (tests/test_layout.py) too.
+test: lint
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(PY) -m ruff check gen caption tests
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_layout.py
 
 demo: $(STAMP)
 	$(PY) -m caption demo

@@ -2,7 +2,7 @@
 do not. Everything is off by default; `configs/caption/shapes32.yaml` turns all of it on (measured in docs/judge.md).
 
 The artefacts are candidates for a judge that stays right (and unsure where it should be) on imperfect generated
-images (issue 9): blur, small elastic warps, morphological opening and closing (lumpy, bitten or swollen
+images: blur, small elastic warps, morphological opening and closing (lumpy, bitten or swollen
 outlines), colour jitter and stray blobs. Each is applied to an `artefact_prob` share of the images, each drawn
 independently, with a random strength up to its setting. Keep one only where a measurement says it helps
 (docs/judge.md). They use torch's global generator, which checkpoints save and restore, so resumes replay them.

@@ -2,6 +2,9 @@
 
 shapes data → captioner → generator → samples (seen and unseen combinations) → judge + oracle →
 samples/demo/{grid.png, report.html, summary.json}, then a short table.
+
+The generator's steps run as the `python -m gen` commands the README lists, each in its own process: the
+captioner never imports the generator, and each training gets a fresh process of its own.
 """
 from __future__ import annotations
 
@@ -9,39 +12,23 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from caption.evaluation.meta_eval import meta_eval
 from caption.evaluation.score import score_folder
 from caption.train import train as train_captioner
+from gen import domains
 from gen.core.outputs import atomic_write_text, dumps
-from gen.domains import of_model
-from gen.domains.shapes.world import PLACE_PHRASES, ShapeSpec, all_combinations, heldout_combinations, make_dataset
-from gen.evaluate.oracle import oracle_accuracy
-from gen.generator.pipeline import TextToImagePipeline
-from gen.generator.sample import sample_to_folder, sampling_defaults
+from gen.core.processes import run_gen
 
 SEED = 0
+WORLD = domains.get("shapes")  # the demo's data world: it draws the data and its oracle checks the images
 # What each training ran in and the timings that chose it (`auto`): two models in one process may differ.
 PRECISION_KEYS = ("mixed_precision", "mixed_precision_reason", "mixed_precision_seconds_per_step")
 
 
 def demo_prompts(data_dir: Path | None = None, seen: int = 28) -> list[str]:
-    """Every held-out (never trained on) combination plus a fixed draw of seen ones, canonical phrasing.
-
-    The held-out set is the data folder's heldout.json, or without one the demo data's (seed 0).
-    """
-    if data_dir is None:
-        unseen = heldout_combinations(SEED)
-    else:
-        unseen = [ShapeSpec(**c) for c in json.loads((data_dir / "heldout.json").read_text())]
-    rest = [c for c in all_combinations() if c not in unseen]
-    rng = np.random.default_rng(SEED)
-    picked = [rest[i] for i in sorted(rng.choice(len(rest), seen, replace=False))]
-
-    def say(c: ShapeSpec) -> str:
-        return f"{'an' if c.color[0] in 'aeiou' else 'a'} {c.color} {c.shape} {PLACE_PHRASES[c.position]}"
-    return [say(c) for c in unseen + picked]
+    """Every held-out (never trained on) combination plus a fixed draw of seen ones, canonical phrasing: the
+    shapes world's evaluation prompts for the data folder (its heldout.json), or for the demo data (seed 0)."""
+    return domains.scenes(WORLD, "list evaluation prompts").eval_prompts(data_dir, seen, SEED)
 
 
 def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: str | Path = "data/shapes32",
@@ -52,7 +39,7 @@ def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: 
     t0 = time.monotonic()
     print("[1/5] shapes data", flush=True)
     if not (data / "metadata.jsonl").is_file():
-        make_dataset(data, count=20000, size=32, seed=SEED)
+        run_gen("make-shapes", str(data), "--count", "20000", "--size", "32", "--seed", str(SEED), "--overwrite")
     clock["data_s"] = time.monotonic() - t0
     print("[2/5] captioner (configs/caption/shapes32.yaml)", flush=True)
     t = time.monotonic()
@@ -60,19 +47,18 @@ def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: 
     clock["captioner_s"] = time.monotonic() - t
     print("[3/5] generator (configs/gen/shapes32.yaml)", flush=True)
     t = time.monotonic()
-    from gen.generator.train import train as train_generator
-
-    gen_dir = train_generator("configs/gen/shapes32.yaml", runs / "gen", [f"data.path={data}"], overwrite=True)
+    run_gen("train", "configs/gen/shapes32.yaml", "--out", str(runs / "gen"), "--set", f"data.path={data}",
+                "--overwrite")
+    gen_dir = runs / "gen" / "model"
     clock["generator_s"] = time.monotonic() - t
     print("[4/5] sampling", flush=True)
     t = time.monotonic()
     prompts = demo_prompts(data)
     out.mkdir(parents=True, exist_ok=True)
     (out / "prompts.txt").write_text("\n".join(prompts) + "\n")
-    pipe = TextToImagePipeline.from_pretrained(gen_dir).for_sampling()
-    settings = sampling_defaults(gen_dir)  # the sampler the config chose (docs/PERFORMANCE.md)
-    sample_to_folder(pipe, prompts, out, num_per_prompt=per_prompt, steps=settings.steps, guidance=settings.guidance,
-                     seed=SEED, overwrite=True, domain=of_model(gen_dir))
+    # Steps and guidance: the model's saved sample settings, which `gen sample` reads (docs/PERFORMANCE.md).
+    run_gen("sample", str(gen_dir), "--prompts", str(out / "prompts.txt"), "--num-per-prompt", str(per_prompt),
+                "--seed", str(SEED), "--out", str(out), "--overwrite")
     clock["sampling_s"] = time.monotonic() - t
     print("[5/5] scoring", flush=True)
     t = time.monotonic()
@@ -84,7 +70,7 @@ def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: 
     cap_metrics = json.loads((runs / "caption" / "summary.json").read_text())["metrics"]
     gen_metrics = json.loads((runs / "gen" / "summary.json").read_text())["metrics"]
     summary["demo"] = {"seed": SEED, "prompts": len(prompts), "unseen_prompts": n_unseen, "per_prompt": per_prompt,
-                       "oracle": oracle_accuracy(out), "captioner": cap_metrics, "meta_eval": {
+                       "oracle": json.loads(run_gen("oracle", str(out), capture=True)), "captioner": cap_metrics, "meta_eval": {
                            k: trust[k] for k in ("judge", "blind_baseline", "best_alpha", "text_to_image_r@1")},
                        "precision": {name: {k: m.get(k) for k in PRECISION_KEYS}
                                      for name, m in (("captioner", cap_metrics), ("generator", gen_metrics))},
@@ -97,17 +83,17 @@ def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: 
 def _print_table(summary: dict) -> None:
     d = summary["demo"]
     rows = [
-        ("oracle colour / shape / position", "{color:.3f} / {shape:.3f} / {position:.3f}".format(**d["oracle"])),
+        (f"oracle {' / '.join(WORLD.attributes)}", " / ".join(f"{d['oracle'][a]:.3f}" for a in WORLD.attributes)),
         ("oracle all attributes", f"{d['oracle']['all']:.3f}  (n={d['oracle']['n']})"),
         ("captioner exact match val / unseen", f"{d['captioner'].get('val/exact_match', float('nan')):.3f} / "
                                                f"{d['captioner'].get('unseen/exact_match', float('nan')):.3f}"),
         ("judge AUROC vs oracle (margin)", str(summary["auroc_vs_oracle"]["margin"])),
         ("R-precision@1", f"{summary['table']['r_precision@1']:.3f}"),
         ("round-trip caption exact match", f"{summary['table']['caption_exact_match']:.3f}"),
-        ("meta-eval AUROC colour / shape / position", " / ".join(
-            f"{d['meta_eval']['judge'][f'auroc_{a}']:.3f}" for a in ("color", "shape", "position"))),
+        (f"meta-eval AUROC {' / '.join(WORLD.attributes)}", " / ".join(
+            f"{d['meta_eval']['judge'][f'auroc_{a}']:.3f}" for a in WORLD.attributes)),
         ("  blind baseline", " / ".join(
-            f"{d['meta_eval']['blind_baseline'][f'auroc_{a}']:.3f}" for a in ("color", "shape", "position"))),
+            f"{d['meta_eval']['blind_baseline'][f'auroc_{a}']:.3f}" for a in WORLD.attributes)),
         ("text→image R@1", f"{d['meta_eval']['text_to_image_r@1']:.3f}"),
         ("precision: captioner / generator", " / ".join(d["precision"][m]["mixed_precision"] or "?"
                                                          for m in ("captioner", "generator"))),

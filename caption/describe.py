@@ -13,13 +13,13 @@ from gen.data.images import ImageRejected
 
 
 def describe(model_dir: str | Path, images: Sequence[str | Path], beams: int = 1, top_p: float | None = None,
-             seed: int = 0) -> list[dict]:
+             seed: int = 0, device: str | None = None) -> list[dict]:
     """One dict per input: {"file", "caption"} or {"file", "skipped": reason}; bad files never stop the run."""
     if beams < 1:  # checked before the model is loaded
         raise UserError(f"--beams must be at least 1 (1: greedy), not {beams}")
     if top_p is not None and not 0 < top_p <= 1:  # NaN fails this too
         raise UserError(f"--top-p must be in (0, 1], not {top_p}")
-    judge = Judge(model_dir)
+    judge = Judge(model_dir, device=device)
     results, pixels, ok = [], [], []
     notes = SkipLog()  # 16-bit or float inputs: warned about once
     for path in map(Path, images):

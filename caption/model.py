@@ -12,7 +12,7 @@ from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
 from gen.core.config import TextConfig, from_dict
-from gen.generator.text import from_pretrained, load_tokenizer
+from gen.data.tokenizer import from_pretrained, load_tokenizer
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -42,7 +42,7 @@ def read_folder_images(root: Path, skips: SkipLog) -> list[tuple[str, Image.Imag
 
 
 def search(model_dir: str | Path, images_dir: str | Path, query: str, top: int = 5, html: str | None = None,
-           alpha: float | None = None, overwrite: bool = False) -> list[tuple[str, float]]:
+           alpha: float | None = None, overwrite: bool = False, device: str | None = None) -> list[tuple[str, float]]:
     """The `top` (file name, debiased score) pairs, best first; unreadable files are skipped.
 
     An existing `html` file is refused unless `overwrite`, before any work is done.
@@ -53,10 +53,10 @@ def search(model_dir: str | Path, images_dir: str | Path, query: str, top: int =
         raise UserError(f"--top must be at least 1, not {top}")
     if html:
         if Path(html).is_dir():
-            raise IsADirectoryError(f"--html {html} is a folder; pass a file name such as strip.html")
+            raise IsADirectoryError(f"--out {html} is a folder; pass a file name such as strip.html")
         if not overwrite:
-            refuse_existing([Path(html)], "caption search --html")
-    judge = Judge(model_dir, alpha)
+            refuse_existing([Path(html)], "caption search --out")
+    judge = Judge(model_dir, alpha, device)
     root = Path(images_dir)
     skips = SkipLog()
     found = read_folder_images(root, skips)

@@ -21,7 +21,7 @@ from gen.core.model_card import write_model_card
 from gen.core.outputs import atomic_dir
 from gen.data import ImageCaptionDataset, Record, SkipLog, collate, read_records
 from gen.data.check import format_summary
-from gen.generator.text import load_tokenizer, tokenize, train_tokenizer
+from gen.data.tokenizer import adopt_tokenizer, load_tokenizer, tokenize, train_tokenizer
 from gen.training.checkpoint import run_dir_for
 from gen.training.run import train_in_run_dir
 from gen.training.rundir import tokenizer_of
@@ -59,8 +59,8 @@ def split_records(records: Sequence[Record], cfg: EvalConfig) -> dict[str, list[
 
 
 def is_exact(caption: str, record: Record, domain: domains.Domain) -> bool:
-    """The caption says what one of the row's references says, as the domain compares captions (shapes: the
-    same colour, shape and position in any phrasing; plain: the same normalised text)."""
+    """The caption says what one of the row's references says, as the domain compares captions (Domain.same_caption:
+    the same attribute values in any phrasing where the domain has a grammar; else the same normalised text)."""
     return any(domain.same_caption(caption, t) for t in record.texts)
 
 
@@ -78,17 +78,13 @@ class CaptionTask:
         self.held = {k: ImageCaptionDataset(parts[k][: cfg.eval.max_items], res, False, pre, self.skips)
                      for k in ("val", "unseen") if parts[k]}
         log.info(format_summary(self.skips, self.dataset.usable()))  # the data check's summary, before any step
-        saved = run_dir / "tokenizer"
         if cfg.model.decoder.pretrained:
             self.tokenizer = load_tokenizer(cfg.model.decoder.pretrained)
         elif resume_from is not None:  # only a resume reuses a vocabulary: the one its checkpoint was trained with
-            source = tokenizer_of(resume_from)
-            self.tokenizer = load_tokenizer(str(source))
-            if source != saved.resolve():
-                self.tokenizer.save_pretrained(saved)
+            self.tokenizer = adopt_tokenizer(tokenizer_of(resume_from), run_dir / "tokenizer")
         else:
             self.tokenizer = train_tokenizer([t for r in parts["train"] for t in r.texts], cfg.model.decoder.vocab_size)
-            self.tokenizer.save_pretrained(saved)
+            self.tokenizer.save_pretrained(run_dir / "tokenizer")
         self.model = build_captioner(cfg.model, self.tokenizer)
 
     def _nll(self, model: torch.nn.Module, pixels: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:

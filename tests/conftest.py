@@ -43,8 +43,8 @@ def shapes_texts() -> list[str]:
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    """A byte-level BPE trained on the shapes grammar (gen.generator.text.train_tokenizer)."""
-    from gen.generator.text import train_tokenizer
+    """A byte-level BPE trained on the shapes grammar (gen.data.tokenizer.train_tokenizer)."""
+    from gen.data.tokenizer import train_tokenizer
 
     return train_tokenizer(shapes_texts(), vocab_size=300)
 

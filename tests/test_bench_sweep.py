@@ -1,4 +1,4 @@
-"""`gen bench`'s reference loop and `gen sweep` (issue 7). Speeds are measured by the commands, never asserted."""
+"""`gen bench`'s reference loop and `gen sweep`. Speeds are measured by the commands, never asserted."""
 from __future__ import annotations
 
 import json

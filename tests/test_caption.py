@@ -20,7 +20,7 @@ from caption.train import EvalConfig, is_exact, split_records
 from gen import domains
 from gen.core.config import TextConfig
 from gen.data import Record
-from gen.generator.text import PretrainedNotFound, tokenize
+from gen.data.tokenizer import PretrainedNotFound, tokenize
 
 SPECIAL = "<|endoftext|>"
 

@@ -1,5 +1,5 @@
-"""Issue 10, CLI errors: a mistake the user can fix is one `error:` line and exit status 2; `--debug` shows the
-traceback; a bug in roundtrip keeps its traceback. Items 7 (nonsense arguments) and 10 (tracebacks)."""
+"""CLI errors: a mistake the user can fix is one `error:` line and exit status 2; `--debug` shows the
+traceback; a bug in roundtrip keeps its traceback."""
 from __future__ import annotations
 
 import argparse
@@ -20,7 +20,7 @@ from gen.core.errors import UserError
 from gen.core.outputs import dumps
 from gen.domains.shapes.world import ShapeSpec, render
 
-# ---------------------------------------------------------------- item 7: nonsense arguments
+# ---------------------------------------------------------------- nonsense arguments
 
 
 @pytest.mark.parametrize("args, named", [
@@ -32,7 +32,7 @@ from gen.domains.shapes.world import ShapeSpec, render
     (["--num-per-prompt", "0"], "--num-per-prompt must be at least 1"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
 ])
-def test_item7_nonsense_sampling_arguments_are_refused(args, named, tmp_path, capsys):
+def test_nonsense_sampling_arguments_are_refused(args, named, tmp_path, capsys):
     """Checked before the model is loaded (this model folder does not even exist) and before --out is made."""
     argv = ["sample", str(tmp_path / "model"), "--prompt", "a red circle on the left", "--out", str(tmp_path / "o"),
             *args]
@@ -41,7 +41,7 @@ def test_item7_nonsense_sampling_arguments_are_refused(args, named, tmp_path, ca
     assert not (tmp_path / "o").exists()
 
 
-def test_item7_no_prompt_is_refused(tmp_path, capsys):
+def test_no_prompt_is_refused(tmp_path, capsys):
     empty = tmp_path / "prompts.txt"
     empty.write_text("\n   \n\n")
     assert gen_main(["sample", str(tmp_path), "--prompts", str(empty), "--out", str(tmp_path / "o")]) == 2
@@ -50,7 +50,7 @@ def test_item7_no_prompt_is_refused(tmp_path, capsys):
     assert "prompt 1 is empty" in one_error_line(capsys)
 
 
-def test_item7_json_outputs_never_hold_nan(tmp_path, capsys):
+def test_json_outputs_never_hold_nan(tmp_path, capsys):
     assert dumps({"a": float("nan"), "b": [np.float32("inf"), 1.5], "c": np.float64(2.0), "d": (1, None)}) == \
         '{"a": null, "b": [null, 1.5], "c": 2.0, "d": [1, null]}'
     # `gen oracle` over a folder without shapes prompts: accuracy of 0 images is undefined → null, not NaN.
@@ -63,7 +63,7 @@ def test_item7_json_outputs_never_hold_nan(tmp_path, capsys):
     assert result["n"] == 0 and result["all"] is None
 
 
-def test_item7_caption_score_and_search_arguments(tmp_path, capsys):
+def test_caption_score_and_search_refuse_nonsense_arguments(tmp_path, capsys):
     (tmp_path / "metadata.jsonl").write_text("")
     assert caption_main(["score", str(tmp_path), str(tmp_path), "--alpha", "nan"]) == 2
     assert "--alpha must be a finite number" in one_error_line(capsys)
@@ -71,7 +71,7 @@ def test_item7_caption_score_and_search_arguments(tmp_path, capsys):
     assert "--top must be at least 1" in one_error_line(capsys)
 
 
-# ---------------------------------------------------------------- item 10: one line, no traceback
+# ---------------------------------------------------------------- one line, no traceback
 
 
 def _bad_checkpoint(tmp_path):
@@ -116,7 +116,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_item10_user_errors_are_one_line_without_traceback(case, tmp_path, capsys):
+def test_user_errors_are_one_line_without_traceback(case, tmp_path, capsys):
     (tmp_path / "file.txt").write_text("a file")
     make, expected = CASES[case]
     prog, *argv = make(tmp_path)
@@ -125,7 +125,7 @@ def test_item10_user_errors_are_one_line_without_traceback(case, tmp_path, capsy
     assert expected in message, message
 
 
-def test_item10_debug_shows_the_traceback(tmp_path):
+def test_debug_shows_the_traceback(tmp_path):
     """--debug re-raises the very exception, after the subcommand or before it."""
     bad = ["train", str(GEN_TINY), "--out", str(tmp_path / "r"), "--set", "train.nope=1"]
     with pytest.raises(ConfigError, match="train.nope"):
@@ -136,7 +136,7 @@ def test_item10_debug_shows_the_traceback(tmp_path):
         caption_main(["search", str(tmp_path), str(tmp_path), "", "--debug"])
 
 
-def test_item10_real_bugs_keep_their_traceback(capsys):
+def test_real_bugs_keep_their_traceback(capsys):
     """Only user errors are shortened: anything else is a bug and propagates as it is."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--debug", action="store_true")
@@ -161,7 +161,7 @@ def test_item10_real_bugs_keep_their_traceback(capsys):
     (["caption", "search", "nope", ".", ""],
      'error: the query is empty; pass the text to look for, e.g. "a blue square at the top"'),
 ])
-def test_item10_command_line_exit_status_and_stderr(argv, expected, tmp_path):
+def test_command_line_user_error_exits_2_with_one_stderr_line(argv, expected, tmp_path):
     """The real `python -m gen|caption`: exit status 2, the one line on stderr, nothing on stdout."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", *argv], cwd=ROOT, env=env, capture_output=True, text=True,

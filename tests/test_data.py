@@ -342,10 +342,10 @@ def test_sampler_drives_a_dataloader(dataset_dir):
 
 
 def test_read_records_writes_shapes_data_when_missing(tmp_path):
-    from gen.core.config import DataConfig
+    from gen.core.config import DataConfig, GenerateConfig
     from gen.data import read_records
 
-    cfg = DataConfig(source="shapes", resolution=8, shapes_count=40, split="train")
+    cfg = DataConfig(source="shapes", resolution=8, generate=GenerateConfig(count=40), split="train")
     records = read_records(cfg, default_dir=tmp_path)
     assert (tmp_path / "data" / "metadata.jsonl").is_file()
     rows = [json.loads(line) for line in (tmp_path / "data" / "metadata.jsonl").read_text().splitlines()]

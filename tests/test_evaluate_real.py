@@ -12,7 +12,8 @@ from PIL import Image
 from gen.core.outputs import OutputExists
 from gen.data.records import Record
 from gen.evaluate.classifier import ClassifierConfig
-from gen.evaluate.real import caption_labels, evaluate_samples, frechet_distance
+from gen.data import caption_labels
+from gen.evaluate.real import evaluate_samples, frechet_distance
 
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
 CFG = ClassifierConfig(resolution=8, epochs=8, batch_size=12, lr=3e-3, shift=1)

@@ -1,4 +1,4 @@
-"""What `gen bench` reports besides speed (issue 7): model FLOPs, the measured matmul ceiling, MFU, peak memory.
+"""What `gen bench` reports besides speed: model FLOPs, the measured matmul ceiling, MFU, peak memory.
 
 Speeds are measured by the command, never asserted; these tests check the arithmetic and the bookkeeping.
 """
@@ -69,9 +69,9 @@ def test_training_step_flops_leave_out_the_frozen_text_encoder(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_bench_times_the_training_step_a_run_takes(tmp_path):
-    # A copy of engine.fit's step once drifted from it (its EMA stayed on the CPU beside a GPU model, and it
-    # skipped the finiteness check). The bench now steps train_step.TrainingStep, as fit does; a CPU cannot
-    # show the device mistake, but the skipped step it can.
+    # The bench must time the step fit takes, not a copy of it: a copy can drift (an EMA left on the CPU beside a
+    # GPU model, a skipped finiteness check). Both step train_step.TrainingStep; a CPU cannot show the device
+    # mistake, but the skipped step it can.
     cfg = config_io.load(GenConfig, str(GEN_TINY), ["train.grad_accum=2"])
     task = GenTask(cfg, tmp_path / "run")
     trainer = our_train_step(task, cfg, "no")
@@ -91,7 +91,7 @@ def test_gpu_bench_script_runs_the_bench_and_it_reports_flops_mfu_and_memory(tmp
     # .ci/gpu_bench is what a lent GPU machine runs; CI has no GPU, so it runs here on the CPU, with this
     # environment's python3 first on PATH as the GPU machine's would be.
     env = {**os.environ, "OUT": str(tmp_path), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run([str(ROOT / ".ci" / "gpu_bench"), str(GEN_TINY), "--set", "data.shapes_count=64",
+    proc = subprocess.run([str(ROOT / ".ci" / "gpu_bench"), str(GEN_TINY), "--set", "data.generate.count=64",
                            "--precisions", "no", "--no-compile"], env=env, timeout=280, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]  # say why, not only that it failed
     assert "diffusers" in (tmp_path / "env.txt").read_text()
@@ -118,7 +118,7 @@ def test_gpu_train_script_trains_samples_the_demo_prompts_and_scores_them(tmp_pa
     env = {**os.environ, "OUT": str(out), "RUN_DIR": str(run),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     tiny = config_io.load(GenConfig, GEN_TINY, [])
-    options = ["--set", f"data.path={tmp_path / 'data'}", "--set", "data.resolution=32", "--set", "data.shapes_count=64",
+    options = ["--set", f"data.path={tmp_path / 'data'}", "--set", "data.resolution=32", "--set", "data.generate.count=64",
                "--set", "train.batch_size=8", "--set", "train.max_steps=6", "--set", "sample.steps=2",
                *(x for key, value in tiny.unet.items() for x in ("--set", f"unet.{key}={json.dumps(value)}")),
                *(x for key in ("vocab_size", "n_embd", "n_layer", "n_head") for x in ("--set", f"text.{key}={getattr(tiny.text, key)}"))]

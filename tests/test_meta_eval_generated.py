@@ -63,7 +63,7 @@ def test_agreement_report_by_hand():
         row(dict(color="right", shape="unsure", position="right"), dict(color=.8, shape=.5, position=.9), R, 0.0, 2),
         row(dict(color="right", shape="wrong", position="right"), dict(color=.9, shape=.6, position=.9), R, -0.1, 2),
     ]
-    report = agreement_report(rows)
+    report = agreement_report(rows, margin_attribute="shape")
     shape = report["shape"]
     assert shape["images"] == 5 and shape["unsure_rate"]["value"] == pytest.approx(0.2)
     assert shape["oracle_right"]["value"] == pytest.approx(0.4)
@@ -147,7 +147,7 @@ def test_meta_eval_generated_cli(gen_run, captioner_dir, tmp_path, capsys):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a red circle on the left\na blue square at the top\n")
     assert caption_main(["meta-eval", str(captioner_dir), "--generated", str(gen_run / "model"), "--steps", "2",
-                         "--per-prompt", "1", "--prompts", str(prompts), "--out", str(tmp_path / "r.json")]) == 0
+                         "--num-per-prompt", "1", "--prompts", str(prompts), "--out", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "| model@2 |" in out and "Spearman" in out
     assert "The judge's probabilities average over each image alone." in out  # the tiny captioner has no warps

@@ -1,4 +1,4 @@
-"""`mixed_precision: auto`, the time-budget schedule and the frozen-text-state cache (issue 7)."""
+"""`mixed_precision: auto`, the time-budget schedule and the frozen-text-state cache."""
 from __future__ import annotations
 
 import itertools
@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 
 from gen.core import config as config_io
 from gen.core.config import ConfigError, GenConfig
-from gen.generator.text import StateCache, encode, tokenize
+from gen.data.tokenizer import tokenize
+from gen.generator.text import StateCache, encode
 from gen.training.precision import resolve
 from gen.training.schedule import BudgetPlan, WarmupCosine
 
@@ -40,7 +41,7 @@ def test_an_explicit_precision_is_kept():
 
 
 @pytest.mark.parametrize("spelling", ["no", "No", "fp32", "false", "off"])
-def test_item18_every_documented_spelling_of_no_is_accepted(spelling):
+def test_every_documented_spelling_of_no_is_accepted(spelling):
     # `--set train.mixed_precision=no` reaches the config as the YAML boolean False.
     cfg = config_io.load(GenConfig, GEN_TINY, [f"train.mixed_precision={spelling}"])
     assert cfg.train.mixed_precision == "no"

@@ -1,4 +1,4 @@
-"""Issue 10 follow-ups: the last readers of image files that bypassed gen.data.read_rgb, data notes in the
+"""Reliability odds and ends: the last readers of image files that bypassed gen.data.read_rgb, data notes in the
 training summaries, caption describe/search arguments, and resumes whose config changed which weights train.
 """
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""Issue 10, bad inputs: every bad file or value is a counted skip or one clear error, never a crash.
+"""Bad inputs: every bad file or value is a counted skip or one clear error, never a crash.
 
-Each test name carries the issue's item number. The bad files are real: PNGs that declare 400 million
+The bad files are real: PNGs that declare 400 million
 pixels in 48 KB, 16-bit and float images, a JPEG with an EXIF Orientation tag, FIFOs behind symlinks.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -19,11 +20,11 @@ import pytest
 from PIL import Image
 
 from caption.search import read_folder_images
-from gen.core.config import ConfigError, DataConfig, GenConfig, load
+from gen.core.config import ConfigError, DataConfig, GenConfig, GenerateConfig, load
 from gen.data import DataError, ImageCaptionDataset, SkipLog, load_image, read_coco, read_folder, read_records, read_rgb
 from gen.data.images import MAX_PIXELS, to_8bit
 from gen.domains.shapes import world as shapes
-from gen.generator.sample import read_prompts
+from gen.data import read_prompts
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -73,10 +74,10 @@ def test_bomb_png_helper_writes_a_real_png(tmp_path):
     small = bomb_png(tmp_path / "small.png", 20, 3)
     with Image.open(small) as im:
         assert (im.mode, im.size) == ("1", (20, 3)) and np.asarray(im).sum() == 0
-    assert bomb_png(tmp_path / "big.png", 20000, 20000).stat().st_size < 60_000  # the issue's 48 KB file
+    assert bomb_png(tmp_path / "big.png", 20000, 20000).stat().st_size < 60_000  # 48 KB, 400 Mpx declared
 
 
-# ---------------------------------------------------------------- 3: decompression bombs
+# ---------------------------------------------------------------- decompression bombs
 
 
 @pytest.fixture
@@ -90,7 +91,7 @@ def bomb_folder(tmp_path) -> Path:
     return root
 
 
-def test_item3_decompression_bomb_is_a_counted_skip(bomb_folder):
+def test_decompression_bomb_is_a_counted_skip(bomb_folder):
     skips = SkipLog()
     records = read_folder(bomb_folder, skips=skips)
     assert len(records) == 4 and not skips.counts  # the rows are fine; the images are refused when loaded
@@ -103,7 +104,7 @@ def test_item3_decompression_bomb_is_a_counted_skip(bomb_folder):
     assert ds.usable() == 1
 
 
-def test_item3_declared_size_is_checked_even_when_pil_is_told_not_to(bomb_folder, monkeypatch):
+def test_declared_size_is_checked_even_when_pil_is_told_not_to(bomb_folder, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # some libraries switch PIL's own check off
     with deadline(20):
         for name in ("bomb.png", "between.png", "huge.png"):
@@ -112,7 +113,7 @@ def test_item3_declared_size_is_checked_even_when_pil_is_told_not_to(bomb_folder
     assert MAX_PIXELS == 89_478_485
 
 
-def test_item3_caption_search_skips_bombs(bomb_folder):
+def test_caption_search_skips_bombs(bomb_folder):
     skips = SkipLog()
     with deadline(20):
         found = read_folder_images(bomb_folder, skips)
@@ -120,7 +121,7 @@ def test_item3_caption_search_skips_bombs(bomb_folder):
     assert skips.counts == {"decompression bomb": 3}
 
 
-def test_item3_caption_describe_and_score_skip_bombs(captioner_dir, bomb_folder, tmp_path):
+def test_caption_describe_and_score_skip_bombs(captioner_dir, bomb_folder, tmp_path):
     from caption.describe import describe
     from caption.evaluation.score import score_folder
 
@@ -130,7 +131,7 @@ def test_item3_caption_describe_and_score_skip_bombs(captioner_dir, bomb_folder,
     assert isinstance(results[0]["caption"], str)
     assert results[1]["skipped"].startswith("decompression bomb") and "caption" not in results[1]
     assert results[2]["skipped"].startswith("decompression bomb")
-    # `caption score` reads the same rows; the 400-M-pixel PNG used to end it with rc 1.
+    # `caption score` reads the same rows: the 400-M-pixel PNG must be a skip there too, not an exit with rc 1.
     write_rows(bomb_folder, [{"file_name": "good.png", "text": "a red square"},
                              {"file_name": "bomb.png", "text": "a bomb"}])
     with deadline(120):
@@ -139,10 +140,10 @@ def test_item3_caption_describe_and_score_skip_bombs(captioner_dir, bomb_folder,
     assert [s["file_name"] for s in summary["skipped"]] == ["bomb.png"]
 
 
-# ---------------------------------------------------------------- 9: interrupted shapes builds
+# ---------------------------------------------------------------- interrupted shapes builds
 
 
-def test_item9_interrupted_shapes_build_is_rebuilt_not_reused(tmp_path, monkeypatch):
+def test_interrupted_shapes_build_is_rebuilt_not_reused(tmp_path, monkeypatch):
     folder = tmp_path / "shapes"
     write_example = shapes._write_example
 
@@ -157,31 +158,31 @@ def test_item9_interrupted_shapes_build_is_rebuilt_not_reused(tmp_path, monkeypa
     assert len(list((folder / "images").glob("*.png"))) == 10
     assert not (folder / "metadata.jsonl").exists() and not shapes.is_complete(folder)
     monkeypatch.undo()
-    cfg = DataConfig(source="shapes", path=str(folder), resolution=16, shapes_count=200)
+    cfg = DataConfig(source="shapes", path=str(folder), resolution=16, generate=GenerateConfig(count=200))
     records = read_records(cfg, all_splits=True)
     assert len(records) == 200 and shapes.is_complete(folder)
     assert json.loads((folder / "info.json").read_text())["count"] == 200
 
 
-def test_item9_partial_build_from_before_the_fix_is_rebuilt(tmp_path, caplog):
+def test_partial_build_without_info_json_is_rebuilt(tmp_path, caplog):
     folder = tmp_path / "shapes"
     shapes.make_dataset(folder, count=10, size=16)
-    (folder / "info.json").unlink()  # what the old writer left when stopped at image 10: rows, no info.json
+    (folder / "info.json").unlink()  # rows, no info.json: a build stopped by a writer without that marker
     assert not shapes.is_complete(folder)
-    cfg = DataConfig(source="shapes", path=str(folder), resolution=16, shapes_count=200)
+    cfg = DataConfig(source="shapes", path=str(folder), resolution=16, generate=GenerateConfig(count=200))
     with caplog.at_level(logging.WARNING, logger="gen.domains.shapes.world"):
         assert len(read_records(cfg, all_splits=True)) == 200
     assert "unfinished shapes build" in caplog.text
 
 
-def test_item9_finished_build_is_reused_and_a_different_one_is_named(tmp_path, caplog):
+def test_finished_build_is_reused_and_a_different_one_is_named(tmp_path, caplog):
     folder = tmp_path / "shapes"
     shapes.make_dataset(folder, count=40, size=16)
     stamp = (folder / "metadata.jsonl").stat().st_mtime_ns
-    cfg = DataConfig(source="shapes", path=str(folder), resolution=16, shapes_count=40)
+    cfg = DataConfig(source="shapes", path=str(folder), resolution=16, generate=GenerateConfig(count=40))
     assert len(read_records(cfg, all_splits=True)) == 40
     with caplog.at_level(logging.WARNING, logger="gen.domains.shapes.world"):
-        assert len(read_records(DataConfig(**{**cfg.__dict__, "shapes_count": 80}), all_splits=True)) == 40
+        assert len(read_records(dataclasses.replace(cfg, generate=GenerateConfig(count=80)), all_splits=True)) == 40
     assert (folder / "metadata.jsonl").stat().st_mtime_ns == stamp  # never rewritten
     assert "not the (80, 16, 0) asked for" in caplog.text
     # A finished set whose rows were cut short afterwards no longer counts as finished.
@@ -190,10 +191,10 @@ def test_item9_finished_build_is_reused_and_a_different_one_is_named(tmp_path, c
     assert not shapes.is_complete(folder)
 
 
-# ---------------------------------------------------------------- 12: 16-bit and float images
+# ---------------------------------------------------------------- 16-bit and float images
 
 
-def test_item12_16bit_and_float_images_are_scaled_to_8_bits(tmp_path):
+def test_16bit_and_float_images_are_scaled_to_8_bits(tmp_path):
     ramp16 = np.array([[0, 257 * 64, 257 * 128, 65535]], dtype=np.uint16)
     Image.fromarray(ramp16).save(tmp_path / "g16.png")
     with Image.open(tmp_path / "g16.png") as im:
@@ -214,7 +215,7 @@ def test_item12_16bit_and_float_images_are_scaled_to_8_bits(tmp_path):
     assert np.asarray(image).max() == round(40000 / 257) and note.startswith("16-bit")
 
 
-def test_item12_high_depth_images_warn_once_per_data_set(tmp_path, caplog):
+def test_high_depth_images_warn_once_per_data_set(tmp_path, caplog):
     root = tmp_path / "ds"
     root.mkdir()
     for i in range(3):
@@ -232,10 +233,10 @@ def test_item12_high_depth_images_warn_once_per_data_set(tmp_path, caplog):
     assert [round(float(ds[i]["pixel_values"].mean()), 2) for i in range(4)] == [1.0, 0.0, -0.33, 0.0]
 
 
-# ---------------------------------------------------------------- 13: EXIF orientation
+# ---------------------------------------------------------------- EXIF orientation
 
 
-def test_item13_exif_orientation_is_applied(tmp_path):
+def test_exif_orientation_is_applied(tmp_path):
     stored = Image.new("RGB", (16, 8), BLUE)
     stored.paste(RED, (0, 0, 8, 8))  # stored sideways: red on the left half, blue on the right
     exif = Image.Exif()
@@ -250,10 +251,10 @@ def test_item13_exif_orientation_is_applied(tmp_path):
     assert pixels.shape == (3, 8, 8)
 
 
-# ---------------------------------------------------------------- 14: COCO JSON
+# ---------------------------------------------------------------- COCO JSON
 
 
-def test_item14_coco_file_level_problems_are_one_line_errors(tmp_path):
+def test_coco_file_level_problems_are_one_line_errors(tmp_path):
     bad = {
         "latin1.json": '{"images": [], "annotations": [{"caption": "caf\xe9"}]}'.encode("latin-1"),
         "list.json": b'[{"id": 1, "file_name": "a.png"}]',
@@ -273,7 +274,7 @@ def test_item14_coco_file_level_problems_are_one_line_errors(tmp_path):
         read_coco(tmp_path / "absent.json")
 
 
-def test_item14_coco_bad_rows_are_counted_skips(tmp_path):
+def test_coco_bad_rows_are_counted_skips(tmp_path):
     solid(tmp_path / "a.png")
     solid(tmp_path / "b.png")
     data = {
@@ -292,10 +293,10 @@ def test_item14_coco_bad_rows_are_counted_skips(tmp_path):
                             "image row is not an object": 2, "empty caption": 1}
 
 
-# ---------------------------------------------------------------- 15: line splitting
+# ---------------------------------------------------------------- line splitting
 
 
-def test_item15_only_newlines_split_rows_and_prompts(tmp_path):
+def test_only_newlines_split_rows_and_prompts(tmp_path):
     solid(tmp_path / "a.png")
     solid(tmp_path / "b.png")
     odd = "a red square\u2028on the left\x85of it\x1cthere"  # all of these are str.splitlines boundaries
@@ -311,10 +312,10 @@ def test_item15_only_newlines_split_rows_and_prompts(tmp_path):
     assert read_prompts(tmp_path / "prompts.txt") == ["a red circle\u2028on the left", "second\x0cprompt", "third"]
 
 
-# ---------------------------------------------------------------- 16: search stays inside its folder
+# ---------------------------------------------------------------- search stays inside its folder
 
 
-def test_item16_search_refuses_symlinks_out_of_the_folder(tmp_path):
+def test_search_refuses_symlinks_out_of_the_folder(tmp_path):
     root = tmp_path / "imgs"
     solid(root / "good.png")
     solid(root / "sub" / "also.png", BLUE)
@@ -333,7 +334,7 @@ def test_item16_search_refuses_symlinks_out_of_the_folder(tmp_path):
     assert {i["file_name"] for i in skips.items} == {"link.png", "fifo_link.png", "fifo.png"}
 
 
-# ---------------------------------------------------------------- 8: config ranges
+# ---------------------------------------------------------------- config ranges
 
 
 @pytest.mark.parametrize("override, key, allowed", [
@@ -362,7 +363,7 @@ def test_item16_search_refuses_symlinks_out_of_the_folder(tmp_path):
     ("sample.steps=0", "sample.steps", "≥ 1"),
     ("sample.guidance=nan", "sample.guidance", "finite"),
 ])
-def test_item8_out_of_range_config_values_are_named(override, key, allowed):
+def test_out_of_range_config_values_are_named(override, key, allowed):
     with pytest.raises(ConfigError) as err:
         load(GenConfig, None, [override])
     message = str(err.value)
@@ -371,7 +372,7 @@ def test_item8_out_of_range_config_values_are_named(override, key, allowed):
     assert float(shown) == float(given.replace(".inf", "inf")) or (shown == given == "nan")  # the value, too
 
 
-def test_item8_captioner_config_is_checked_too_and_edges_are_allowed():
+def test_captioner_config_is_checked_too_and_edges_are_allowed():
     from caption.train import CaptionConfig
 
     for override in ("train.batch_size=0", "train.max_steps=-5", "model.decoder.max_length=1", "eval.batch_size=0"):

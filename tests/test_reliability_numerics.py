@@ -1,4 +1,4 @@
-"""Issue 10, numerics: a step with a non-finite loss or gradient is skipped and counted; train.max_bad_steps of
+"""Numerics: a step with a non-finite loss or gradient is skipped and counted; train.max_bad_steps of
 them in a row stop training with a one-line error and a checkpoint that `--resume` loads.
 
 The bad steps are real: a GenTask whose loss is multiplied by NaN (NaN gradients) or has inf added (a

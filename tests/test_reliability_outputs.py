@@ -1,6 +1,6 @@
-"""Issue 10, outputs: an earlier result is never replaced or mixed without --overwrite, and JSON never holds NaN.
+"""Outputs: an earlier result is never replaced or mixed without --overwrite, and JSON never holds NaN.
 
-Items: 6 `gen sample` / `caption search --html` into used outputs, 17 `caption score` and the demo's summary.
+Covers `gen sample` / `caption search --html` into used outputs, and `caption score` with the demo's summary.
 """
 from __future__ import annotations
 
@@ -32,10 +32,10 @@ def listing(folder) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-# ---------------------------------------------------------------- item 6: gen sample, search --html
+# ---------------------------------------------------------------- gen sample, search --html
 
 
-def test_item6_sample_refuses_a_non_empty_out(tiny_pipe, tmp_path):
+def test_sample_refuses_a_non_empty_out(tiny_pipe, tmp_path):
     out = tmp_path / "s"
     sample_to_folder(tiny_pipe, PROMPTS, out, num_per_prompt=2, steps=2)
     before = {name: (out / name).read_bytes() for name in listing(out)}
@@ -46,7 +46,7 @@ def test_item6_sample_refuses_a_non_empty_out(tiny_pipe, tmp_path):
     assert gen_main(["sample", str(tmp_path / "no-model"), "--prompt", "x", "--out", str(out)]) == 2
 
 
-def test_item6_sample_overwrite_replaces_only_what_it_wrote(tiny_pipe, tmp_path):
+def test_sample_overwrite_replaces_only_what_it_wrote(tiny_pipe, tmp_path):
     out = tmp_path / "s"
     sample_to_folder(tiny_pipe, PROMPTS, out, num_per_prompt=2, steps=2)
     assert len(read_folder(out)) == 6
@@ -63,7 +63,7 @@ def test_item6_sample_overwrite_replaces_only_what_it_wrote(tiny_pipe, tmp_path)
     assert [r.texts for r in read_folder(out)] == [[PROMPTS[1]]]
 
 
-def test_item6_overwrite_never_deletes_outside_the_folder(tiny_pipe, tmp_path):
+def test_overwrite_never_deletes_outside_the_folder(tiny_pipe, tmp_path):
     """metadata.jsonl rows are data: a row naming ../x.png or a subfolder must not make --overwrite delete it."""
     out, outside = tmp_path / "s", tmp_path / "keep.png"
     out.mkdir()
@@ -76,7 +76,7 @@ def test_item6_overwrite_never_deletes_outside_the_folder(tiny_pipe, tmp_path):
     assert outside.is_file() and (out / "sub" / "keep.png").is_file()
 
 
-def test_item6_search_html_is_not_replaced_without_overwrite(captioner_dir, tmp_path):
+def test_search_html_is_not_replaced_without_overwrite(captioner_dir, tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()
     for i, spec in enumerate([ShapeSpec("red", "circle", "left"), ShapeSpec("blue", "square", "top")]):
@@ -92,7 +92,7 @@ def test_item6_search_html_is_not_replaced_without_overwrite(captioner_dir, tmp_
         search(captioner_dir, folder, "a red circle", html=str(folder))
 
 
-# ---------------------------------------------------------------- item 17: caption score, the demo's summary
+# ---------------------------------------------------------------- caption score, the demo's summary
 
 
 def _samples(folder) -> None:
@@ -105,7 +105,7 @@ def _samples(folder) -> None:
     (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def test_item17_score_refuses_then_keeps_the_demo_section(captioner_dir, tmp_path, capsys):
+def test_score_refuses_then_keeps_the_demo_section(captioner_dir, tmp_path, capsys):
     folder = tmp_path / "demo"
     _samples(folder)
     demo = {"seed": 0, "oracle": {"all": 1.0}, "timing": {"total_min": 18.9}}

@@ -1,4 +1,4 @@
-"""Issue 10, several processes: two CPU processes over gloo train configs/gen/tiny.yaml, as `torchrun
+"""Several processes: two CPU processes over gloo train configs/gen/tiny.yaml, as `torchrun
 --nproc_per_node 2 -m gen train` would run it, rendezvous on the loopback address only.
 
 Each process is forked from this one (as torch.multiprocessing does) and runs gen.generator.train.train with its

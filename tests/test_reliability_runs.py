@@ -1,7 +1,7 @@
-"""Issue 10, run folders: no run lost, none silently reused. Real tiny trainings of 2-4 steps (about 1 s each).
+"""Run folders: no run lost, none silently reused. Real tiny trainings of 2-4 steps (about 1 s each).
 
-Items: 1 stale tokenizer, 2 pruning across histories, 4 run-folder lock and refused reuse,
-5 atomic model export, 11 config.yaml untouched by a resume that cannot start.
+Covers stale tokenizers, pruning across histories, the run-folder lock and refused reuse,
+atomic model export, and config.yaml left untouched by a resume that cannot start.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from caption.train import train as caption_train
 from gen.core import config as config_io
 from gen.core.config import GenConfig
 from gen.domains.shapes.world import make_dataset
-from gen.generator.text import load_tokenizer, train_tokenizer
+from gen.data.tokenizer import load_tokenizer, train_tokenizer
 from gen.generator.train import GenTask
 from gen.generator.train import train as gen_train
 from gen.training.checkpoint import Checkpoints, CorruptCheckpoint
@@ -54,11 +54,11 @@ def stale_tokenizer(folder: Path):
     return tok
 
 
-# ---------------------------------------------------------------- item 1: stale tokenizer
+# ---------------------------------------------------------------- stale tokenizer
 
 
 @pytest.mark.parametrize("kind", ["gen", "caption"])
-def test_item1_fresh_run_does_not_reuse_stale_tokenizer(kind, data, tmp_path):
+def test_fresh_run_does_not_reuse_stale_tokenizer(kind, data, tmp_path):
     """A fresh task trains its own vocabulary and replaces a leftover one; only a resume loads the saved one."""
     stale_dir = tmp_path / "run" / "tokenizer"
     stale = stale_tokenizer(stale_dir)
@@ -77,7 +77,7 @@ def test_item1_fresh_run_does_not_reuse_stale_tokenizer(kind, data, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["gen", "caption"])
-def test_item1_overwrite_run_trains_with_its_own_tokenizer(kind, data, tmp_path):
+def test_overwrite_run_trains_with_its_own_tokenizer(kind, data, tmp_path):
     """End to end: a leftover tokenizer marks the folder as used; --overwrite starts clean and trains."""
     out = tmp_path / "run"
     stale = stale_tokenizer(out / "tokenizer")
@@ -89,7 +89,7 @@ def test_item1_overwrite_run_trains_with_its_own_tokenizer(kind, data, tmp_path)
     assert load_tokenizer(str(out / "tokenizer")).get_vocab() == exported
 
 
-# ---------------------------------------------------------------- item 2: pruning across histories
+# ---------------------------------------------------------------- pruning across histories
 
 
 def _write(step: int):
@@ -98,7 +98,7 @@ def _write(step: int):
     return write
 
 
-def test_item2_pruning_keeps_the_checkpoint_just_written(tmp_path, caplog):
+def test_pruning_keeps_the_checkpoint_just_written(tmp_path, caplog):
     """The reported case: an old run's 900 and 1000 beside a new run's 500. 500 stays and is `latest`;
     the newer ones are moved aside (not deleted), so `--resume latest` cannot mix the two histories."""
     ckpts = Checkpoints(tmp_path, keep_last=2)
@@ -119,7 +119,7 @@ def test_item2_pruning_keeps_the_checkpoint_just_written(tmp_path, caplog):
     assert len(list(aside.iterdir())) == 2
 
 
-def test_item2_resume_from_older_checkpoint_moves_newer_ones_aside(data, tmp_path, caplog):
+def test_resume_from_older_checkpoint_moves_newer_ones_aside(data, tmp_path, caplog):
     out = tmp_path / "run"
     run("gen", out, data, steps=4)
     old4 = load_file(str(out / "checkpoints" / "checkpoint-00000004" / "model.safetensors"))
@@ -138,7 +138,7 @@ def test_item2_resume_from_older_checkpoint_moves_newer_ones_aside(data, tmp_pat
     assert json.loads((ckpts.latest() / "state.json").read_text())["step"] == 4
 
 
-# ---------------------------------------------------------------- item 4: lock, refused reuse
+# ---------------------------------------------------------------- lock, refused reuse
 
 
 def _holder_process(run_dir: Path) -> subprocess.Popen:
@@ -151,7 +151,7 @@ def _holder_process(run_dir: Path) -> subprocess.Popen:
 
 
 @pytest.mark.timeout(120)
-def test_item4_second_process_is_refused_and_a_dead_ones_lock_is_taken_over(data, tmp_path, caplog):
+def test_second_process_is_refused_and_a_dead_ones_lock_is_taken_over(data, tmp_path, caplog):
     out = tmp_path / "run"
     out.mkdir()
     holder = _holder_process(out)
@@ -171,7 +171,7 @@ def test_item4_second_process_is_refused_and_a_dead_ones_lock_is_taken_over(data
     assert not (out / LOCK_NAME).exists()  # released at the end
 
 
-def test_item4_lock_from_another_host_is_refused_with_the_fix(tmp_path):
+def test_lock_from_another_host_is_refused_naming_the_file_to_delete(tmp_path):
     (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": 1, "host": "elsewhere.example", "started": "x"}))
     with pytest.raises(RunDirBusy, match=f"elsewhere.example.*delete {tmp_path / LOCK_NAME}"):
         RunDirLock(tmp_path).acquire()
@@ -180,7 +180,7 @@ def test_item4_lock_from_another_host_is_refused_with_the_fix(tmp_path):
         RunDirLock(tmp_path).acquire()
 
 
-def test_item4_lock_holds_pid_and_host_and_is_released_after_an_error(data, tmp_path):
+def test_lock_holds_pid_and_host_and_is_released_after_an_error(data, tmp_path):
     lock = RunDirLock(tmp_path)
     with lock:
         assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
@@ -195,7 +195,7 @@ def test_item4_lock_holds_pid_and_host_and_is_released_after_an_error(data, tmp_
 
 
 @pytest.mark.parametrize("kind", ["gen", "caption"])
-def test_item4_fresh_run_in_a_used_folder_needs_resume_or_overwrite(kind, data, tmp_path):
+def test_fresh_run_in_a_used_folder_needs_resume_or_overwrite(kind, data, tmp_path):
     out = tmp_path / "run"
     run(kind, out, data)
     (out / "logs" / "marker").write_text("from the first run")
@@ -213,7 +213,7 @@ def test_item4_fresh_run_in_a_used_folder_needs_resume_or_overwrite(kind, data, 
     assert (data / "metadata.jsonl").is_file()
 
 
-def test_item4_overwrite_keeps_data_written_into_the_run_folder(tmp_path):
+def test_overwrite_keeps_data_written_into_the_run_folder(tmp_path):
     """Shapes data goes to RUN_DIR/data by default; --overwrite removes the run's outputs, never that."""
     out = tmp_path / "run"
     gen_train(GEN_TINY, out, ["train.max_steps=1", "data.shapes_count=64", "train.batch_size=8"])
@@ -222,10 +222,10 @@ def test_item4_overwrite_keeps_data_written_into_the_run_folder(tmp_path):
     assert (out / "data" / "metadata.jsonl").read_text() == rows
 
 
-# ---------------------------------------------------------------- item 5: atomic export
+# ---------------------------------------------------------------- atomic export
 
 
-def test_item5_failed_export_keeps_the_previous_model_whole(data, tmp_path, monkeypatch):
+def test_failed_export_keeps_the_previous_model_whole(data, tmp_path, monkeypatch):
     cfg = config_io.load(GenConfig, GEN_TINY, [f"data.path={data}"])
     task = GenTask(cfg, tmp_path / "run")
     out = tmp_path / "run" / "model"
@@ -251,7 +251,7 @@ def test_item5_failed_export_keeps_the_previous_model_whole(data, tmp_path, monk
     assert torch.equal(weights["wte.weight"], task.model.text_encoder.wte.weight.detach())
 
 
-def test_item5_failed_caption_export_keeps_the_previous_model_whole(data, tmp_path, monkeypatch):
+def test_failed_caption_export_keeps_the_previous_model_whole(data, tmp_path, monkeypatch):
     import caption.model
 
     cfg = config_io.load(CaptionConfig, CAPTION_TINY, [f"data.path={data}"])
@@ -271,10 +271,10 @@ def test_item5_failed_caption_export_keeps_the_previous_model_whole(data, tmp_pa
     assert not (out.parent / ".tmp-model").exists()
 
 
-# ---------------------------------------------------------------- item 11: config.yaml and failed resumes
+# ---------------------------------------------------------------- config.yaml and failed resumes
 
 
-def test_item11_resume_that_cannot_start_leaves_config_yaml_unchanged(data, tmp_path):
+def test_resume_that_cannot_start_leaves_config_yaml_unchanged(data, tmp_path):
     out = tmp_path / "run"
     run("gen", out, data, steps=3)
     config = (out / "config.yaml").read_text()
@@ -298,7 +298,7 @@ def test_item11_resume_that_cannot_start_leaves_config_yaml_unchanged(data, tmp_
     assert config_io.load(GenConfig, out / "config.yaml").train.log_every == 2
 
 
-def test_item5_atomic_dir_restores_the_previous_folder_after_a_crash_between_renames(tmp_path):
+def test_atomic_dir_restores_the_previous_folder_after_a_crash_between_renames(tmp_path):
     """The one moment without `model/`: the old one renamed aside, the new one not yet in place."""
     from gen.core.outputs import atomic_dir
 

@@ -1,4 +1,5 @@
-"""gen.generator.text: trained BPE, tokenize (BOS, padding, truncation), pretrained GPT-2 from a local folder."""
+"""gen.data.tokenizer and gen.generator.text: trained BPE, tokenize (BOS, padding, truncation), pretrained
+GPT-2 from a local folder."""
 from __future__ import annotations
 
 import logging
@@ -9,18 +10,8 @@ from conftest import MAX_LENGTH, TEXT_DIM, shapes_texts, tiny_gpt2
 from transformers import AutoTokenizer, GPT2Config, GPT2Model, GPT2TokenizerFast
 
 from gen.core.config import TextConfig
-from gen.generator.text import (
-    SPECIAL,
-    PretrainedNotFound,
-    build_text_model,
-    encode,
-    from_pretrained,
-    is_frozen,
-    load_tokenizer,
-    max_length_of,
-    tokenize,
-    train_tokenizer,
-)
+from gen.data.tokenizer import SPECIAL, PretrainedNotFound, from_pretrained, load_tokenizer, tokenize, train_tokenizer
+from gen.generator.text import build_text_model, encode, is_frozen, max_length_of
 
 CAPTIONS = ["a red circle on the left", "there is an orange triangle in the center of the image",
             "blue square at the top"]
@@ -80,7 +71,7 @@ def test_tokenize_add_eos(tokenizer):
 
 def test_tokenize_truncates_long_prompts_with_a_warning(tokenizer, caplog):
     text = "a red circle and a blue square and a green triangle " * 5 + "test_tokenize_truncates"
-    with caplog.at_level(logging.WARNING, logger="gen.generator.text"):
+    with caplog.at_level(logging.WARNING, logger="gen.data.tokenizer"):
         ids, mask = tokenize(tokenizer, [text, "a red circle"], max_length=10)
     assert ids.shape == (2, 10)
     assert mask[0].eq(1).all()

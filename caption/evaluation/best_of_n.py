@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from caption.evaluation.metrics import bootstrap_stat
+from gen.domains import RIGHT
 
 SCORERS: dict[str, Callable[[Mapping[str, Any]], float]] = {
     "judge_prob": lambda r: r["prob_all"],
@@ -48,9 +49,9 @@ def ceiling(right: Sequence[bool], n: int) -> float:
 def best_of_n(rows: Sequence[Mapping[str, Any]], per_prompt: int,
               counts: Sequence[int] = (1, 2, 4, 8)) -> dict[str, dict[str, Any]]:
     """{N: {scorer: {value, low, high, n}}} for every N ≤ per_prompt; rows come prompt by prompt, `per_prompt`
-    each, with `overall` the oracle's verdict ("right" or not). n counts prompts."""
+    each, with `overall` the oracle's verdict (Verdict.overall: RIGHT or not). n counts prompts."""
     groups = [rows[s:s + per_prompt] for s in range(0, len(rows) - per_prompt + 1, per_prompt)]
-    right = [[r["overall"] == "right" for r in g] for g in groups]
+    right = [[r["overall"] == RIGHT for r in g] for g in groups]
     table: dict[str, dict[str, Any]] = {}
     for n in (n for n in counts if n <= per_prompt):
         per_group = {"random": np.array([np.mean(rg) for rg in right]),

@@ -1,6 +1,6 @@
-"""`caption meta-eval`: can the judge be trusted? Error ladders on fresh shapes renders.
+"""`caption meta-eval`: can the judge be trusted? Error ladders on fresh renders of its domain (gen/domains/).
 
-Each image gets its correct caption and captions with 1, 2 and 3 attributes changed. A trustworthy
+Each image gets its correct caption and captions with one, two and every attribute changed. A trustworthy
 judge ranks the correct caption above every one-wrong caption (AUROC per attribute type), and its
 score falls with each wrong attribute (Spearman). The blind baseline scores by the text prior alone.
 """
@@ -15,35 +15,41 @@ import torch
 
 from caption.evaluation.metrics import auroc, rank_of_true, spearman
 from caption.judge.judge import Judge
-from gen.domains.shapes.negatives import corrupt
-from gen.domains.shapes.world import ATTRIBUTES, all_combinations, caption, render
+from gen import domains
+from gen.domains import Domain, Scenes
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
 
 
-def build_ladders(count: int, size: int, seed: int) -> tuple[list, list[str], list[int], list[str | None], list]:
-    """Images, and per caption: text, number of correct attributes, the single wrong attribute, image index."""
+def build_ladders(count: int, size: int, seed: int, domain: Domain | None = None
+                  ) -> tuple[list, list[str], list[int], list[str | None], list]:
+    """Images, and per caption: text, number of correct attributes, the single wrong attribute, image index; and
+    per image a key of its combination of values. `domain`: one that draws scenes; None: the only one with an
+    oracle."""
+    domain = domain or domains.sole_oracle("build_ladders")
+    world: Scenes = domains.scenes(domain, "render scenes for the meta-evaluation")
+    attributes = domain.attributes
     rng = np.random.default_rng(seed)
-    combos = all_combinations()
-    images, texts, n_correct, wrong_attr, owner, specs = [], [], [], [], [], []
+    images, texts, n_correct, wrong_attr, owner, keys = [], [], [], [], [], []
     for i in range(count):
-        spec = combos[int(rng.integers(len(combos)))]
-        images.append(render([spec], size, rng))
-        specs.append(spec)
-        good = caption([spec], rng)
-        ladder = [(good, 3, None)] + [(corrupt(good, [a], rng), 2, a) for a in ATTRIBUTES]
-        pair = list(rng.choice(ATTRIBUTES, 2, replace=False))
-        ladder += [(corrupt(good, pair, rng), 1, None), (corrupt(good, list(ATTRIBUTES), rng), 0, None)]
-        for text, n, attr in ladder:
+        image, good, key = world.scene(size, rng)
+        images.append(image)
+        keys.append(key)
+        n = len(attributes)
+        ladder = [(good, n, None)] + [(world.corrupt(good, [a], rng), n - 1, a) for a in attributes]
+        pair = list(rng.choice(attributes, 2, replace=False))
+        ladder += [(world.corrupt(good, pair, rng), n - 2, None), (world.corrupt(good, list(attributes), rng), 0, None)]
+        for text, right, attr in ladder:
             if text is not None:
-                texts.append(text), n_correct.append(n), wrong_attr.append(attr), owner.append(i)
-    return images, texts, n_correct, wrong_attr, (owner, specs)
+                texts.append(text), n_correct.append(right), wrong_attr.append(attr), owner.append(i)
+    return images, texts, n_correct, wrong_attr, (owner, keys)
 
 
-def _ladder_metrics(scores: np.ndarray, n_correct: list[int], wrong_attr: list[str | None]) -> dict[str, Any]:
-    correct = [s for s, n in zip(scores, n_correct) if n == 3]
+def _ladder_metrics(scores: np.ndarray, n_correct: list[int], wrong_attr: list[str | None],
+                    attributes: tuple[str, ...]) -> dict[str, Any]:
+    correct = [s for s, n in zip(scores, n_correct) if n == len(attributes)]
     out: dict[str, Any] = {}
-    for a in ATTRIBUTES:
+    for a in attributes:
         wrong = [s for s, w in zip(scores, wrong_attr) if w == a]
         out[f"auroc_{a}"] = auroc(correct + wrong, [True] * len(correct) + [False] * len(wrong))
     out["spearman"] = spearman(list(scores), n_correct)
@@ -51,11 +57,12 @@ def _ladder_metrics(scores: np.ndarray, n_correct: list[int], wrong_attr: list[s
 
 
 def _text_to_image(judge: Judge, tokens: torch.Tensor, texts: list[str], n_correct: list[int], owner: list[int],
-                   specs: list, k: int, seed: int) -> float:
-    """R@1 of each image's correct caption used as a query against k images of other combinations."""
+                   specs: list, k: int, seed: int, every: int) -> float:
+    """R@1 of each image's correct caption (`every` attributes right) used as a query against k images of other
+    combinations."""
     rng, hits, total = np.random.default_rng(seed), 0, 0
     for text, n, i in zip(texts, n_correct, owner):
-        if n != 3:
+        if n != every:
             continue
         others = [j for j in range(len(specs)) if specs[j] != specs[i]]
         pool = [i] + [others[j] for j in rng.choice(len(others), min(k, len(others)), replace=False)]
@@ -66,29 +73,35 @@ def _text_to_image(judge: Judge, tokens: torch.Tensor, texts: list[str], n_corre
 
 
 def meta_eval(model_dir: str | Path, count: int = 300, size: int | None = None, seed: int = 1234,
-              out: str | Path | None = None, k: int = 20) -> dict[str, Any]:
-    """AUROC per attribute, Spearman and text→image R@1 for each α, against the blind baseline."""
-    judge = Judge(model_dir)
-    images, texts, n_correct, wrong_attr, (owner, specs) = build_ladders(count, size or judge.size, seed)
+              out: str | Path | None = None, k: int = 20, domain: str | None = None,
+              device: str | None = None) -> dict[str, Any]:
+    """AUROC per attribute, Spearman and text→image R@1 for each α, against the blind baseline. `domain`: the one
+    whose scenes are rendered; None: the one the captioner was trained in."""
+    world = domains.get(domain if domain is not None else domains.of_model(model_dir))
+    domains.scenes(world, "render scenes for the meta-evaluation")  # refused before the model loads
+    attributes = world.attributes
+    judge = Judge(model_dir, device=device)
+    images, texts, n_correct, wrong_attr, (owner, specs) = build_ladders(count, size or judge.size, seed, world)
     tokens = judge.encode(torch.stack([judge.pil_to_pixels(im) for im in images]))  # (N, T_img, D)
     logp = judge.logp(tokens[owner], texts).numpy()
     prior = judge.prior(texts).numpy()
-    by_alpha = {str(a): _ladder_metrics(logp - a * prior, n_correct, wrong_attr) for a in ALPHAS}
+    by_alpha = {str(a): _ladder_metrics(logp - a * prior, n_correct, wrong_attr, attributes) for a in ALPHAS}
     # The marginal p(t) over real renders (another seed), for comparison with the null-image estimate.
-    bank = build_ladders(64, size or judge.size, seed + 1)[0]
+    bank = build_ladders(64, size or judge.size, seed + 1, world)[0]
     judge.set_prior_bank(torch.stack([judge.pil_to_pixels(im) for im in bank]))
     marginal = judge.prior(texts).numpy()
-    by_alpha_marginal = {str(a): _ladder_metrics(logp - a * marginal, n_correct, wrong_attr) for a in ALPHAS}
-    worst = {a: min(m[f"auroc_{x}"] for x in ATTRIBUTES) for a, m in by_alpha.items()}
+    by_alpha_marginal = {str(a): _ladder_metrics(logp - a * marginal, n_correct, wrong_attr, attributes)
+                         for a in ALPHAS}
+    worst = {a: min(m[f"auroc_{x}"] for x in attributes) for a, m in by_alpha.items()}
     # As much debiasing as costs nothing: the largest α within 0.005 of the best worst-attribute AUROC.
     best = max((a for a in worst if worst[a] >= max(worst.values()) - 0.005), key=float)
     report = {
         "images": count, "captions": len(texts), "alpha_in_use": judge.alpha, "best_alpha": float(best),
         "judge": by_alpha[str(judge.alpha)] if str(judge.alpha) in by_alpha else _ladder_metrics(
-            logp - judge.alpha * prior, n_correct, wrong_attr),
-        "blind_baseline": _ladder_metrics(prior, n_correct, wrong_attr),
+            logp - judge.alpha * prior, n_correct, wrong_attr, attributes),
+        "blind_baseline": _ladder_metrics(prior, n_correct, wrong_attr, attributes),
         "likelihood_only": by_alpha["0.0"], "by_alpha": by_alpha, "by_alpha_marginal_prior": by_alpha_marginal,
-        "text_to_image_r@1": _text_to_image(judge, tokens, texts, n_correct, owner, specs, k, seed),
+        "text_to_image_r@1": _text_to_image(judge, tokens, texts, n_correct, owner, specs, k, seed, len(attributes)),
     }
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

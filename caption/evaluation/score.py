@@ -40,8 +40,7 @@ from gen import domains
 from gen.core.errors import UserError
 from gen.core.outputs import atomic_write_text, dumps, refuse_existing, require_dir_or_missing
 from gen.data import SkipLog, read_folder, read_record_rgb
-from gen.domains import Domain
-from gen.domains.shapes.verdict import RIGHT, UNSURE, WRONG
+from gen.domains import RIGHT, UNSURE, WRONG, Domain
 
 log = logging.getLogger(__name__)
 OUTPUTS = ("scores.jsonl", "summary.json", "report.html")
@@ -103,7 +102,12 @@ def _oracle_summary(judged: list[dict[str, Any]], attributes: tuple[str, ...]) -
                             "ece": expected_calibration_error(*zip(*with_prob)) if with_prob else None}}
 
 
-def _oracle_headline(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _in_words(attributes: tuple[str, ...]) -> str:
+    """("size", "hue", "place") → "size, hue and place", as a sentence names a domain's attributes."""
+    return " and ".join(filter(None, (", ".join(attributes[:-1]), attributes[-1]))) if attributes else "every attribute"
+
+
+def _oracle_headline(rows: list[dict[str, Any]], attributes: tuple[str, ...]) -> list[dict[str, Any]]:
     """The oracle's numbers for the headline; none when no prompt could be checked."""
     judged = [r for r in rows if r.get("oracle") is not None]
     if not judged:
@@ -116,11 +120,11 @@ def _oracle_headline(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     prob = np.asarray([r["p_right"] for r in calibrated], dtype=float)
     prob_label = np.asarray([bool(r["oracle_pass"]) for r in calibrated])
     return [
-        {"key": "oracle_all", "label": "oracle: all right", "note": "colour, shape and position all right by the "
+        {"key": "oracle_all", "label": "oracle: all right", "note": f"{_in_words(attributes)} all right by the "
          "strict pixel oracle (unsure counts as not right)",
          **bootstrap_stat(lambda i: float(right[i].mean()), len(judged))},
         {"key": "oracle_unsure", "label": "oracle unsure", "note": "images the oracle cannot call "
-         "(ambiguous shape, colour or place; no object or several)",
+         f"(an ambiguous {' or '.join(attributes)}; no object or several)",
          "value": float(np.mean([r["oracle_overall"] == UNSURE for r in judged])), "n": len(judged)},
         {"key": "auroc_judge_vs_oracle", "label": "judge vs oracle AUROC", "note": "the judge's margin separates "
          "oracle-right from oracle-wrong images (oracle-unsure ones left out)",
@@ -131,14 +135,15 @@ def _oracle_headline(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _headline(rows: list[dict[str, Any]], skipped: int, labels: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _headline(rows: list[dict[str, Any]], skipped: int, labels: dict[str, Any] | None,
+              attributes: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """The numbers a person reads first, with bootstrap 95% intervals (report.html opens with them): the judge's
     R@1, its class accuracy for labelled rows, the oracle's numbers where there is an oracle, the skips."""
     ranked = np.asarray([r["rank"] == 0 for r in rows], dtype=float)
     r_at_1 = {"key": "r_precision@1", "label": "judge R@1", "note": "the prompt scored above all its distractors "
               "(hard negatives where the domain has them, then other prompts; for a labelled image, prompts of "
               "other classes only)", **bootstrap_stat(lambda i: float(ranked[i].mean()), len(rows))}
-    return [r_at_1, *(label_headline(labels) if labels is not None else []), *_oracle_headline(rows),
+    return [r_at_1, *(label_headline(labels) if labels is not None else []), *_oracle_headline(rows, attributes),
             {"key": "skipped", "label": "skipped", "note": "rows not scored (see the list below)", "value": skipped}]
 
 
@@ -162,7 +167,7 @@ def summarise(rows: list[dict[str, Any]], skips: SkipLog, alpha: float, domain: 
     if labels is not None:
         found["labels"] = labels
         table["judge_accuracy"] = labels["judge_accuracy"]["value"]
-    return {"alpha": alpha, "domain": domain.name, "headline": _headline(rows, skipped, labels), "means": means,
+    return {"alpha": alpha, "domain": domain.name, "headline": _headline(rows, skipped, labels, domain.attributes), "means": means,
             **found, "table": table, "skipped_counts": skips.summary(), "skipped": skips.items,
             "notes": dict(skips.notes)}
 
@@ -198,7 +203,7 @@ def _check_arguments(samples_dir: Path, out: Path, alpha: float | None, k: int, 
 def _domain_fields(judge: Judge, pixels: torch.Tensor, tokens: torch.Tensor, items: list[dict[str, Any]],
                    domain: Domain) -> list[dict]:
     """Per image, what the domain adds: the judge's attribute probabilities (over the image and its warped views)
-    and the oracle's verdict (shapes); nothing at all for a domain with neither (plain), whose prompts are then
+    and the oracle's verdict; nothing at all for a domain with neither (plain), whose prompts are then
     never parsed."""
     fields: list[dict[str, Any]] = [{} for _ in items]
     if domain.attributes:
@@ -260,10 +265,10 @@ def _write(out: Path, samples_dir: Path, items: list[dict[str, Any]], rows: list
 def score_folder(model_dir: str | Path, samples_dir: str | Path, out: str | Path | None = None,
                  alpha: float | None = None, k: int = 20, overwrite: bool = False, domain: str | None = None,
                  split: str | None = None, labels_from: str | Path | None = None,
-                 views: int | None = None) -> dict[str, Any]:
+                 views: int | None = None, device: str | None = None) -> dict[str, Any]:
     """Write scores.jsonl, summary.json and report.html for SAMPLES_DIR (any metadata.jsonl folder).
 
-    `domain`: shapes or plain; by default the one SAMPLES_DIR/info.json declares, else plain (gen/domains/).
+    `domain`: a name in gen.domains.DOMAINS; by default the one SAMPLES_DIR/info.json declares, else plain (gen/domains/).
     `split`: score only rows of that split (a `gen prepare` folder's test images). `labels_from`: a labelled
     data set whose captions give unlabelled prompts their class (caption/judge/labels.py). `views`: warped copies the
     attribute probabilities average over (caption/judge/views.py); None: the captioner's own setting.
@@ -275,11 +280,12 @@ def score_folder(model_dir: str | Path, samples_dir: str | Path, out: str | Path
     _check_arguments(samples_dir, out, alpha, k, overwrite, views)
     world, why = domains.resolve(domain, samples_dir)
     log.info("%s: scored as %s captions (%s)", samples_dir, world.name, why)
-    if why == domains.UNDECLARED and domains.of_model(model_dir) == "shapes":  # info.json is read once, above
-        log.warning("%s declares no domain, so no prompt is checked by the shapes oracle; the judge was trained on "
-                    "shapes: pass --domain shapes if these are shapes prompts", samples_dir)
+    trained = domains.get(domains.of_model(model_dir), f"{model_dir}'s config")
+    if why == domains.UNDECLARED and trained.has_oracle:  # info.json is read once, above
+        log.warning("%s declares no domain, so no prompt is checked by the %s oracle; the judge was trained on "
+                    "%s: pass --domain %s if these are %s prompts", samples_dir, *[trained.name] * 4)
     out.mkdir(parents=True, exist_ok=True)
-    judge, skips = Judge(model_dir, alpha, views=views), SkipLog()
+    judge, skips = Judge(model_dir, alpha, device, views=views), SkipLog()
     items = _load_items(samples_dir, split, judge, skips)
     if not items:
         where = f" of split {split!r}" if split is not None else ""

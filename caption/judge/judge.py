@@ -13,15 +13,10 @@ from typing import Iterator, Sequence
 import torch
 from PIL import Image
 
-from caption.judge.views import views_of_model, warped_view
+from caption.judge.views import alpha_of_model, views_of_model, warped_view
 from caption.model import Captioner
 from gen.data import image_to_tensor, load_image
-from gen.generator.text import tokenize
-
-# Chosen on held-out shapes renders with `python -m caption meta-eval` (docs/judge.md): the largest α
-# whose worst per-attribute AUROC is within 0.005 of the best, i.e. as much debiasing as costs nothing.
-DEFAULT_ALPHA = 0.25
-
+from gen.data.tokenizer import tokenize
 
 def null_images(size: int, count: int = 16, seed: int = 0) -> torch.Tensor:
     """Half Gaussian noise, half flat grey levels: images that say nothing. (count, 3, size, size) in [-1, 1]."""
@@ -42,7 +37,7 @@ class Judge:
         self.model, self.tokenizer = Captioner.from_pretrained(model_dir)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
-        self.alpha = DEFAULT_ALPHA if alpha is None else alpha
+        self.alpha = alpha_of_model(model_dir) if alpha is None else alpha  # the captioner's saved judge.alpha
         self.size = self.model.cfg.encoder.image_size
         self.batch_size = batch_size
         self.set_prior_bank(null_images(self.size, null_count))

@@ -6,12 +6,11 @@ against one prompt per class, that class's most common first caption, and the cl
 highest is the judge's reading. Its share of right readings is the judge's zero-shot accuracy; beside it,
 when `gen evaluate` has left per-image classifier readings in evaluation.json, how often the two agree.
 
-The ranking score is the plain log-likelihood log p(t|i), not the debiased one (caption/judge/judge.py). Measured
-with the demo captioner on 240 labelled renders of the 120 shapes classes, each class prompt a phrasing of its
-own length (docs/judge.md): at the default α = 0.25 the two tie (87.1% vs 88.3% and 26.3% vs 24.6% at two
-noise levels; 7 images only log p gets right, 6 only the debiased score does), and debiasing only loses as α
-grows (α = 1: 63.7% vs 87.1%). So the reading does not depend on α, which was tuned for another task (the
-one-word hard negatives of R-precision). Both accuracies are stored (`by_score`), for every judge scored.
+The ranking score is the plain log-likelihood log p(t|i), not the debiased one (caption/judge/judge.py): at the
+default α the two tie on class prompts of different lengths, and debiasing only loses as α grows (measurements
+in docs/judge.md, "Domains and label-aware scoring"). So the reading does not depend on α, which was tuned for
+another task (the one-word hard negatives of R-precision). Both accuracies are stored (`by_score`), for every
+judge scored.
 """
 from __future__ import annotations
 
@@ -29,7 +28,7 @@ from caption.evaluation.metrics import bootstrap_stat, rank_of_true
 from caption.judge.judge import Judge
 from gen.core.errors import UserError
 from gen.data.records import Record, SkipLog, read_folder
-from gen.evaluate.real import caption_labels, label_of, row_name, sample_labels
+from gen.data import caption_labels, label_of, row_name, sample_labels
 
 log = logging.getLogger(__name__)
 SCORE = "logp"  # what ranks the class prompts (see the module docstring)

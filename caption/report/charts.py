@@ -4,21 +4,18 @@ with no plotting dependency; matplotlib would be the only reason to install it.
 """
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from gen.core.html import esc
+
 WIDTH, HEIGHT = 360, 220
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 40, 10, 40, 36
 LEGEND_Y = 30  # a row of legend entries between the title and the plot
-# The oracle's verdicts in the cards' colours (report.py): green right, red wrong, grey unsure.
+# The oracle's verdicts in the cards' colours (caption/report/page.py): green right, red wrong, grey unsure.
 VERDICT_COLORS = {"right": "#2a9d3a", "wrong": "#d33", "unsure": "#999", "all images": "#4a6fa5"}
-
-
-def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _frame(title: str, x_label: str, y_label: str, x_ticks: Sequence[tuple[float, str]],
@@ -27,16 +24,16 @@ def _frame(title: str, x_label: str, y_label: str, x_ticks: Sequence[tuple[float
     left, bottom = PAD_LEFT, HEIGHT - PAD_BOTTOM
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
              f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="system-ui, sans-serif" font-size="11" role="img">',
-             f"<title>{_esc(title)}</title>",
-             f'<text x="{WIDTH / 2}" y="14" text-anchor="middle" font-size="12">{_esc(title)}</text>', body,
+             f"<title>{esc(title)}</title>",
+             f'<text x="{WIDTH / 2}" y="14" text-anchor="middle" font-size="12">{esc(title)}</text>', body,
              f'<line x1="{left}" y1="{bottom}" x2="{WIDTH - PAD_RIGHT}" y2="{bottom}" stroke="#333"/>',
              f'<line x1="{left}" y1="{PAD_TOP}" x2="{left}" y2="{bottom}" stroke="#333"/>']
-    parts += [f'<text x="{x:.1f}" y="{bottom + 13}" text-anchor="middle">{_esc(t)}</text>' for x, t in x_ticks]
-    parts += [f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{_esc(t)}</text>' for y, t in y_ticks]
+    parts += [f'<text x="{x:.1f}" y="{bottom + 13}" text-anchor="middle">{esc(t)}</text>' for x, t in x_ticks]
+    parts += [f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{esc(t)}</text>' for y, t in y_ticks]
     parts.append(f'<text x="{(left + WIDTH - PAD_RIGHT) / 2}" y="{HEIGHT - 4}" text-anchor="middle">'
-                 f"{_esc(x_label)}</text>")
+                 f"{esc(x_label)}</text>")
     parts.append(f'<text transform="translate(11 {(PAD_TOP + bottom) / 2}) rotate(-90)" text-anchor="middle">'
-                 f"{_esc(y_label)}</text>")
+                 f"{esc(y_label)}</text>")
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -66,7 +63,7 @@ def score_histogram(groups: Mapping[str, Sequence[float]], title: str, x_label: 
                     'stroke-width="1.5"/>')
         lx = PAD_LEFT + 100 * k
         body.append(f'<rect x="{lx}" y="{LEGEND_Y - 9}" width="10" height="10" fill="{color}"/>'
-                    f'<text x="{lx + 14}" y="{LEGEND_Y}">{_esc(name)} ({len(groups[name])})</text>')
+                    f'<text x="{lx + 14}" y="{LEGEND_Y}">{esc(name)} ({len(groups[name])})</text>')
     x_ticks = [(x(v), f"{v:.1f}") for v in np.linspace(low, high, 5)]
     y_ticks = [(y(c), str(c)) for c in sorted({0, top // 2, top})]
     return _frame(title, x_label, "images", x_ticks, y_ticks, "\n".join(body))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -13,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from caption.report.charts import reliability_diagram, score_histogram
-from gen.core.outputs import atomic_write_text
+from gen.core.html import esc, png_data_uri, write_page
 
 # Log-probs at or above GOOD are shaded fully green, at or below BAD fully red.
 GOOD_LOGPROB = -0.1
@@ -51,22 +48,8 @@ details.all { margin-bottom: 1em; }
 """
 
 
-def _esc(value: object) -> str:
-    """Escape any value for use in HTML text or a quoted attribute."""
-    return html.escape(str(value), quote=True)
-
-
-def _png_data_uri(image: Image.Image) -> str:
-    """Encode an image as a base64 PNG data URI so the report needs no side files."""
-    if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
-        image = image.convert("RGB")  # PNG cannot store e.g. float or CMYK modes
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def _img(image: Image.Image, alt: str) -> str:
-    return f'<img src="{_png_data_uri(image)}" alt="{_esc(alt)}">'
+    return f'<img src="{png_data_uri(image)}" alt="{esc(alt)}">'
 
 
 def _fmt(value: object) -> str:
@@ -90,7 +73,7 @@ def logprob_color(logprob: float) -> str:
 def _prompt_html(prompt: str, token_logprobs: Sequence[Sequence] | None) -> str:
     """The prompt with every token shaded by its log-prob; plain text when none are given."""
     if not token_logprobs:
-        return f'<div class="prompt">{_esc(prompt)}</div>'
+        return f'<div class="prompt">{esc(prompt)}</div>'
     parts = []
     for token, logprob in token_logprobs:
         token = str(token)
@@ -100,7 +83,7 @@ def _prompt_html(prompt: str, token_logprobs: Sequence[Sequence] | None) -> str:
         tip = f"{token!r}: logprob {float(logprob):.2f}"  # repr shows the leading space
         parts.append(
             f'{lead}<span class="tok" style="background:{logprob_color(float(logprob))}" '
-            f'title="{_esc(tip)}">{_esc(word)}</span>'
+            f'title="{esc(tip)}">{esc(word)}</span>'
         )
     return f'<div class="prompt">{"".join(parts)}</div>'
 
@@ -114,7 +97,7 @@ def _oracle_html(oracle: Mapping[str, bool | str] | None) -> str:
     if not oracle:
         return '<div class="meta">oracle: n/a</div>'
     marks = {attr: _VERDICT_MARKS.get(verdict, ("unsure", "?")) for attr, verdict in oracle.items()}
-    items = (f'<span class="{css}">{_esc(attr)} {mark}</span>' for attr, (css, mark) in marks.items())
+    items = (f'<span class="{css}">{esc(attr)} {mark}</span>' for attr, (css, mark) in marks.items())
     return f'<div class="meta">oracle: {" · ".join(items)}</div>'
 
 
@@ -122,7 +105,7 @@ def _label_html(row: Mapping) -> str:
     """The image's class and the judge's reading of it (label-aware scoring, caption/judge/labels.py)."""
     label, read = row.get("label"), row.get("judge_label")
     css = "meta" if label is None else f"meta {'ok' if read == label else 'bad'}"
-    return f'<div class="{css}">label {_esc(_fmt(label))} · judge reads {_esc(_fmt(read))}</div>'
+    return f'<div class="{css}">label {esc(_fmt(label))} · judge reads {esc(_fmt(read))}</div>'
 
 
 def _card(row: Mapping) -> str:
@@ -130,21 +113,21 @@ def _card(row: Mapping) -> str:
     has them (a plain-domain row has no oracle line at all)."""
     verdict = {True: "pass", False: "fail"}.get(row.get("passed"), "unknown")
     caption = row.get("caption")
-    caption_html = _esc(caption) if caption is not None else "(no caption)"
+    caption_html = esc(caption) if caption is not None else "(no caption)"
     parts = [
         f'<div class="card {verdict}">',
         _img(row["image"], row.get("prompt", "")),
         _prompt_html(row.get("prompt", ""), row.get("token_logprobs")),
         f'<div class="caption">{caption_html}</div>',
-        f'<div class="meta">score {_esc(_fmt(row.get("score")))} · '
-        f'rank {_esc(_fmt(row.get("rank")))}</div>',
+        f'<div class="meta">score {esc(_fmt(row.get("score")))} · '
+        f'rank {esc(_fmt(row.get("rank")))}</div>',
     ]
     if "oracle" in row:
         parts.append(_oracle_html(row["oracle"]))
     if "judge_label" in row:
         parts.append(_label_html(row))
     if row.get("skipped_reason"):
-        parts.append(f'<div class="meta bad">skipped: {_esc(row["skipped_reason"])}</div>')
+        parts.append(f'<div class="meta bad">skipped: {esc(row["skipped_reason"])}</div>')
     parts.append("</div>")
     return "\n".join(parts)
 
@@ -168,7 +151,7 @@ def flatten(summary: Mapping, prefix: str = "") -> dict[str, object]:
 def _summary_html(summary: Mapping) -> str:
     """Every number of the summary, flattened, in a collapsed section below the headline."""
     flat = flatten({k: v for k, v in summary.items() if k != "headline"})
-    rows = "\n".join(f'<tr><th>{_esc(k)}</th><td class="num">{_esc(_fmt(v))}</td></tr>' for k, v in flat.items())
+    rows = "\n".join(f'<tr><th>{esc(k)}</th><td class="num">{esc(_fmt(v))}</td></tr>' for k, v in flat.items())
     if not rows:
         return ""
     return (f'<details class="all"><summary>all numbers ({len(flat)})</summary>\n'
@@ -180,9 +163,9 @@ def _stat_html(item: Mapping) -> str:
     value, low, high = item.get("value"), item.get("low"), item.get("high")
     detail = [f"95% CI [{_fmt(low)}, {_fmt(high)}]"] if low is not None and high is not None else []
     detail += [f"n = {item['n']}"] if item.get("n") is not None else []
-    return (f'<div class="stat"><div class="value">{_esc(_fmt(value))}</div>'
-            f'<div class="ci">{_esc(" · ".join(detail))}</div><div class="label">{_esc(item.get("label", ""))}</div>'
-            f'<div class="note">{_esc(item.get("note", ""))}</div></div>')
+    return (f'<div class="stat"><div class="value">{esc(_fmt(value))}</div>'
+            f'<div class="ci">{esc(" · ".join(detail))}</div><div class="label">{esc(item.get("label", ""))}</div>'
+            f'<div class="note">{esc(item.get("note", ""))}</div></div>')
 
 
 def _headline_html(summary: Mapping, rows: Sequence[Mapping]) -> str:
@@ -205,7 +188,7 @@ def _headline_html(summary: Mapping, rows: Sequence[Mapping]) -> str:
          "Bars: share of oracle-right images per probability bin (number of images on top; the dot marks the bin's "
          "mean probability). On the dashed diagonal the judge's probability means what it says."),
     ]
-    pictures = "".join(f"<figure>{svg}<figcaption>{_esc(text)}</figcaption></figure>" for svg, text in figures if svg)
+    pictures = "".join(f"<figure>{svg}<figcaption>{esc(text)}</figcaption></figure>" for svg, text in figures if svg)
     stats = "".join(_stat_html(item) for item in items if isinstance(item, Mapping))
     return f'<section class="headline"><div class="numbers">{stats}</div>{pictures}</section>'
 
@@ -215,23 +198,12 @@ def _skipped_html(summary: Mapping) -> str:
     if not isinstance(skipped, list) or not skipped:
         return ""
     items = "\n".join(
-        f"<li>{_esc(s.get('file_name', '?'))}: {_esc(s.get('reason', ''))}</li>"
+        f"<li>{esc(s.get('file_name', '?'))}: {esc(s.get('reason', ''))}</li>"
         if isinstance(s, Mapping)
-        else f"<li>{_esc(s)}</li>"
+        else f"<li>{esc(s)}</li>"
         for s in skipped
     )
     return f"<h2>skipped ({len(skipped)})</h2>\n<ul class=\"skipped\">\n{items}\n</ul>"
-
-
-def _write_page(path: str | Path, title: str, body: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page = (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        f"<h1>{_esc(title)}</h1>\n{body}\n</body>\n</html>\n"
-    )
-    return atomic_write_text(path, page)  # a reader never sees half a page
 
 
 def write_report(
@@ -242,7 +214,7 @@ def write_report(
     cards = "\n".join(_card(row) for row in rows)
     body = (f'{_headline_html(summary, rows)}\n{_summary_html(summary)}\n{_skipped_html(summary)}\n'
             f'<div class="grid">\n{cards}\n</div>')
-    return _write_page(path, title, body)
+    return write_page(path, title, _CSS, body)
 
 
 def write_strip(
@@ -250,9 +222,9 @@ def write_strip(
 ) -> Path:
     """Write search results for `query` as one HTML strip, in the given (rank) order."""
     figures = "\n".join(
-        f'<figure class="hit">{_img(image, name)}<figcaption>#{rank} {_esc(name)}'
-        f"<br>score {_esc(_fmt(float(score)))}</figcaption></figure>"
+        f'<figure class="hit">{_img(image, name)}<figcaption>#{rank} {esc(name)}'
+        f"<br>score {esc(_fmt(float(score)))}</figcaption></figure>"
         for rank, (image, name, score) in enumerate(items, start=1)
     )
     body = f'<div class="strip">\n{figures}\n</div>'
-    return _write_page(path, f"search: {query}", body)
+    return write_page(path, f"search: {query}", _CSS, body)

@@ -26,6 +26,7 @@ from gen.bench import measure
 from gen.bench.reference import reference_sample, reference_train_step
 from gen.core import config as config_io
 from gen.core.config import GenConfig
+from gen.core.outputs import atomic_write_text, refuse_existing
 from gen.core.processes import fresh_accelerator
 from gen.data import EpochBatchSampler, collate
 from gen.generator.diffusion import sampling_scheduler
@@ -191,12 +192,15 @@ def machine() -> dict[str, Any]:
 
 
 def bench(config_path: str, overrides: list[str], precisions: list[str] | None = None,
-          out: str | None = None, compiled: bool = True) -> dict[str, Any]:
+          out: str | None = None, compiled: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Speeds, ratios ours / reference, and steps/s per precision; printed, and written to `out` as JSON.
 
     `out` is rewritten after each stage, so a run stopped by a time limit (a lent GPU machine's) keeps the
-    stages it finished; sampling, with its one-off compiling, comes last.
+    stages it finished; sampling, with its one-off compiling, comes last. An existing `out` is refused
+    unless `overwrite`, before the minutes of timing, not after.
     """
+    if out and not overwrite:
+        refuse_existing([Path(out)], "gen bench")
     cfg = config_io.load(GenConfig, config_path, overrides)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -205,7 +209,7 @@ def bench(config_path: str, overrides: list[str], precisions: list[str] | None =
 
     def stage_done() -> None:
         if out:
-            Path(out).write_text(json.dumps(result, indent=2))
+            atomic_write_text(out, json.dumps(result, indent=2))
 
     with tempfile.TemporaryDirectory() as tmp:
         train = train_speed(cfg, Path(tmp) / "t", device)

@@ -60,3 +60,47 @@ def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace],
             raise
         print(f"error: {error_message(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def add_train_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser],
+                     model: str) -> argparse.ArgumentParser:
+    """The `train` subcommand, the same for both models (they share gen/training): `model` names what it trains."""
+    p = sub.add_parser("train", parents=parents, help=f"train a {model} from a YAML config")
+    p.add_argument("config", help="the YAML config (configs/gen/*.yaml or configs/caption/*.yaml)")
+    p.add_argument("--out", help="the run folder to write (default runs/<config name>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. train.max_steps=200 (repeatable)")
+    p.add_argument("--resume", help="'latest' or a checkpoint folder of the run in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over in a used run folder (deletes its model, checkpoints, logs)")
+    return p
+
+
+def add_device_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available, else cpu)")
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def resolve_device(device: str | None) -> str:
+    """--device checked before any model loads: None → cuda when available, else cpu; a name this machine
+    cannot run (a typo, cuda without a GPU, a GPU index past the last) is a UserError, not a torch traceback."""
+    import torch  # here, not at the top: parsing arguments must not pay for importing torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        parsed = None
+    if parsed is None or parsed.type not in DEVICE_TYPES:
+        raise UserError(f"--device {device!r} is not a device; pass cpu, cuda, cuda:N or mps")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: this machine has no usable CUDA GPU; pass --device cpu")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                        f"numbered from 0")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {device}: MPS is not available on this machine; pass --device cpu")
+    return device

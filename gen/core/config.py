@@ -18,9 +18,18 @@ PRECISION_NO = {"no", "fp32", "none", "false", "off"}
 
 
 @dataclasses.dataclass
+class GenerateConfig:
+    """A data set a domain draws itself (data.source names the domain, e.g. shapes): written into data.path when
+    that holds none."""
+
+    count: int = 2000  # images to write
+    seed: int = 0
+
+
+@dataclasses.dataclass
 class DataConfig:
-    source: str = "folder"  # folder | coco | hf | shapes
-    path: str = ""  # folder with metadata.jsonl, a COCO captions JSON, a datasets folder/parquet, or where shapes go
+    source: str = "folder"  # folder | coco | hf | a domain that draws its own data (shapes)
+    path: str = ""  # folder with metadata.jsonl, a COCO captions JSON, a datasets folder/parquet, or for drawn data
     name: str = ""  # hf only: a data set on the Hugging Face hub (when data.path is empty; needs the network)
     image_column: str = "image"  # hf only: the columns that hold the image, the caption(s) and an optional label
     caption_column: str = "text"
@@ -32,8 +41,7 @@ class DataConfig:
     hflip: bool = False  # off: flipping breaks captions that say left or right
     preload: bool = True  # decode every image once into RAM; right for small data sets
     num_workers: int = 0
-    shapes_count: int = 2000  # source=shapes: images to write into `path` when it holds none
-    shapes_seed: int = 0
+    generate: GenerateConfig = dataclasses.field(default_factory=GenerateConfig)
 
 
 @dataclasses.dataclass
@@ -90,6 +98,9 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class SampleConfig:
+    """How a model samples unless told otherwise; saved with it, so every command and the pipeline's
+    __call__ read these defaults from the model (gen/generator/pipeline.py `sampling_defaults`), not their own."""
+
     steps: int = 20
     guidance: float = 3.0
     prompts: list[str] = dataclasses.field(default_factory=list)  # grids logged during training
@@ -211,6 +222,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     **{f"augment.{k}": (lambda v: math.isfinite(v) and v >= 0, "a finite number ≥ 0")
        for k in ("tint", "noise", "blur", "warp", "morph", "jitter", "blobs")},
     "judge.views": (lambda v: v >= 0, "≥ 0 (0: the image alone)"),
+    "judge.alpha": (lambda v: v >= 0, "≥ 0 (0: no debiasing)"),
 }
 
 
@@ -224,14 +236,46 @@ def check_ranges(cfg: Any) -> None:
             raise ConfigError(f"config key {key}={node!r} is out of range: it must be {words}")
 
 
+# Keys that were renamed: old spelling → new. Saved configs and scripts that use the old one keep working; a config
+# that gives both is refused, since which should win cannot be told.
+RENAMED = {"data.shapes_count": "data.generate.count", "data.shapes_seed": "data.generate.seed"}
+
+
+def _rename(key: str) -> str:
+    return RENAMED.get(key.strip(), key.strip())
+
+
+def _renamed(raw: dict[str, Any]) -> dict[str, Any]:
+    """RAW with every old key of RENAMED moved to its new place."""
+    for old, new in RENAMED.items():
+        *section, name = old.split(".")
+        node = raw
+        for part in section:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or name not in node:
+            continue
+        value = node.pop(name)
+        *new_section, new_name = new.split(".")
+        target = raw
+        for part in new_section:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"{old} is now {new}, but {part!r} is not a section")
+        if new_name in target and target[new_name] != value:
+            raise ConfigError(f"{old} (the old name of {new}) and {new} are both given; keep {new}")
+        target[new_name] = value
+    return raw
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `a.b=value` overrides; values are parsed as YAML so numbers and lists keep their types."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not key=value")
         key, text = item.split("=", 1)
+        key = _rename(key)  # an old spelling sets the value under its new name
         node = raw
-        parts = key.strip().split(".")
+        parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
@@ -248,7 +292,7 @@ def load(cls: type[T], path: str | Path | None, overrides: list[str] | None = No
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         raw.setdefault("name", Path(path).stem)
-    cfg = from_dict(cls, apply_overrides(raw, overrides or []))
+    cfg = from_dict(cls, apply_overrides(_renamed(raw), overrides or []))
     check_ranges(cfg)
     return cfg
 

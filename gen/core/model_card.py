@@ -54,7 +54,8 @@ image = (x / 2 + 0.5).clamp(0, 1)  # (1, 3, H, W) in [0, 1]
 
 def _data(cfg: Any, examples: int | None, skipped: dict[str, int] | None) -> str:
     d = cfg.data
-    where = d.path or d.name or ("RUN_DIR/data" if d.source == "shapes" else "(none)")
+    # Any source but the three readers is a domain that writes its own data into the run folder.
+    where = d.path or d.name or ("RUN_DIR/data" if d.source not in ("folder", "coco", "hf") else "(none)")
     lines = [f"- source: `{d.source}`, `{where}`" + (f" (images under `{d.image_root}`)" if d.image_root else ""),
              f"- split: `{d.split}`; images resized and centre-cropped to {d.resolution} px",
              f"- examples used: {examples if examples is not None else 'unknown'}"]

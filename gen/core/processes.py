@@ -1,4 +1,5 @@
-"""Several processes (`torchrun`, `accelerate launch`): the one accelerate state every part of a run shares.
+"""Processes: the one accelerate state every part of a run shares (`torchrun`, `accelerate launch`), a fresh
+accelerator per training, and `python -m gen` run as a child process.
 
 Every module that asks "am I the main process?" goes through `process_state`, so the first call decides for
 all of them, before accelerate can decide otherwise.
@@ -6,11 +7,15 @@ all of them, before accelerate can decide otherwise.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import torch
 from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import parse_flag_from_env
+
+from gen.core.errors import UserError
 
 
 def _has_accelerator() -> bool:
@@ -41,3 +46,16 @@ def fresh_accelerator(mixed_precision: str, gradient_accumulation_steps: int = 1
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()  # the accumulation plugin too: it is also a per-process singleton
     return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps)
+
+
+def run_gen(*args: str, capture: bool = False) -> str:
+    """Run `python -m gen ARGS` in a child process, as a user would; returns what it printed when `capture`.
+
+    How the captioner's commands drive the generator (the demo, meta-eval on generated images) without
+    importing it; its progress and errors print as they come. A failure is one UserError naming the command.
+    """
+    done = subprocess.run([sys.executable, "-m", "gen", *args], stdout=subprocess.PIPE if capture else None,
+                          text=True)
+    if done.returncode != 0:
+        raise UserError(f"`python -m gen {' '.join(args)}` failed (exit {done.returncode}); its message is above")
+    return done.stdout or ""

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset, Sampler
 from torchvision.transforms import functional as TF
 from tqdm.auto import tqdm
 
+from gen import domains
 from gen.core.config import DataConfig
 from gen.data.images import UNREADABLE, decode_rgb, open_image, skip_reason
 from gen.data.records import Record, SkipLog, label_of, read_coco, read_folder
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 def read_records(cfg: DataConfig, default_dir: str | Path | None = None, skips: SkipLog | None = None,
                  all_splits: bool = False) -> list[Record]:
     """The records a data config names (`all_splits`: ignore data.split), only those of `data.labels` when it
-    lists some; shapes are written first when missing."""
+    lists some; a domain's own data (data.source shapes) is written first when missing."""
     records = _read_source(cfg, default_dir, skips, None if all_splits else cfg.split)
     return records if cfg.labels is None else only_labels(records, cfg.labels)
 
@@ -45,12 +46,6 @@ def _read_source(cfg: DataConfig, default_dir: str | Path | None, skips: SkipLog
                  split: str | None) -> list[Record]:
     if cfg.source == "coco":
         return read_coco(cfg.path, cfg.image_root or None, skips)
-    if cfg.source == "shapes":
-        from gen.domains.shapes.world import ensure_dataset
-
-        folder = Path(cfg.path or Path(default_dir or ".") / "data")
-        ensure_dataset(folder, count=cfg.shapes_count, size=cfg.resolution, seed=cfg.shapes_seed)
-        return read_folder(folder, split, skips)
     if cfg.source == "folder":
         if not cfg.path:
             raise ValueError("data.path is empty: name a folder with metadata.jsonl (--set data.path=DIR)")
@@ -59,7 +54,13 @@ def _read_source(cfg: DataConfig, default_dir: str | Path | None, skips: SkipLog
         from gen.data.hf import read_hf  # `datasets` is optional and slow to import
 
         return read_hf(cfg, split, skips)
-    raise ValueError(f"data.source must be folder, coco, hf or shapes, not {cfg.source!r}")
+    if cfg.source in domains.generating():  # a world that draws its own data: write it first when missing
+        folder = Path(cfg.path or Path(default_dir or ".") / "data")
+        world = domains.scenes(domains.get(cfg.source), "write a data set")
+        world.ensure_dataset(folder, count=cfg.generate.count, size=cfg.resolution, seed=cfg.generate.seed)
+        return read_folder(folder, split, skips)
+    *sources, last = ["folder", "coco", "hf", *domains.generating()]
+    raise ValueError(f"data.source must be {', '.join(sources)} or {last}, not {cfg.source!r}")
 
 
 def image_to_tensor(image: Image.Image, resolution: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gen.core.errors import DataError
+from gen.core.errors import DataError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,15 @@ def split_lines(text: str) -> list[str]:
     """Lines split at "\\n" (and "\\r\\n") only: str.splitlines also splits at U+2028, form feeds and other separators
     that can sit inside one caption or prompt."""
     return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """One prompt per non-empty line; lines end at "\\n" only (splitlines also cuts at U+2028 or a form feed)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"prompts file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    return [line.strip() for line in split_lines(text) if line.strip()]
 
 
 def read_folder(folder: str | Path, split: str | None = None, skips: SkipLog | None = None) -> list[Record]:

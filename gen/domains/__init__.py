@@ -4,7 +4,7 @@ base.py holds what generic code may ask (Domain, Verdict, Plain); each world wit
 own folder (shapes/); registry.py says which world a folder or a model belongs to. Generic code imports
 the names below and never a world's own modules.
 """
-from gen.domains.base import RIGHT, UNSURE, VERDICTS, WRONG, Domain, Plain, Verdict, same_text
+from gen.domains.base import RIGHT, UNSURE, VERDICTS, WRONG, Domain, Plain, Scenes, Verdict, same_text
 from gen.domains.registry import (
                                   DOMAINS,
                                   INFO,
@@ -13,11 +13,16 @@ from gen.domains.registry import (
                                   UNDECLARED,
                                   declare,
                                   declared,
+                                  draws_scenes,
+                                  generating,
                                   get,
                                   of_data,
                                   of_model,
                                   resolve,
+                                  scenes,
+                                  sole_oracle,
 )
 
 __all__ = ["DOMAINS", "INFO", "PLAIN", "RIGHT", "SHAPES", "UNDECLARED", "UNSURE", "VERDICTS", "WRONG", "Domain", "Plain",
-           "Verdict", "declare", "declared", "get", "of_data", "of_model", "resolve", "same_text"]
+           "Scenes", "Verdict", "declare", "declared", "draws_scenes", "generating", "get", "of_data", "of_model",
+           "resolve", "same_text", "scenes", "sole_oracle"]

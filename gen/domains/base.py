@@ -8,9 +8,12 @@ with a Verdict per stated attribute; the plain world has no oracle, no negatives
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 from PIL import Image
 
 RIGHT, WRONG, UNSURE = "right", "wrong", "unsure"
@@ -55,9 +58,13 @@ class Domain(Protocol):
     name: str
     has_oracle: bool  # whether `oracle` can ever answer: scores then carry oracle fields, else none at all
     attributes: tuple[str, ...]  # the attributes `variants` edits (caption/judge/attribute_probs.py); () for none
+    margin_attribute: str | None  # the attribute whose fit Verdict.shape_margin measures; None: verdicts carry none
 
     def oracle(self, image: Image.Image, prompt: str) -> Verdict | None:
         """A pixel check of the prompt, or None where the domain has none for this prompt."""
+
+    def stated(self, prompt: str) -> dict[str, str]:
+        """The attribute values the prompt states, in `attributes` order; {} where it states none."""
 
     def hard_negatives(self, prompt: str) -> list[str]:
         """Captions a small edit away from the prompt that say something else."""
@@ -69,15 +76,46 @@ class Domain(Protocol):
         """Per attribute the prompt states: (value, caption) for its own value first, then each other value."""
 
 
+class Scenes(Protocol):
+    """What a world that draws its own images offers besides: a data set, clean renders, corrupted captions.
+
+    Optional: the plain world has none of it; `registry.scenes` hands a domain out as one, or says which can."""
+
+    def make_dataset(self, folder: str | Path, count: int, size: int, seed: int) -> Path:
+        """Write `count` captioned images of side `size` into `folder` (and its info.json), over any set there."""
+
+    def ensure_dataset(self, folder: str | Path, count: int, size: int, seed: int) -> Path:
+        """make_dataset unless a finished set is in `folder` already."""
+
+    def eval_prompts(self, data_dir: str | Path | None = None, seen: int = 28, seed: int = 0) -> list[str]:
+        """Prompts to evaluate a generator on: every combination held out of the data in DATA_DIR (without one, of
+        the set `seed` draws), then `seen` combinations it trained on, in one fixed phrasing."""
+
+    def renders(self, count: int, size: int, seed: int) -> Iterator[tuple[Image.Image, str]]:
+        """`count` clean renders, every combination of attribute values in turn, each with a caption that states
+        them all: what the oracle must call right."""
+
+    def scene(self, size: int, rng: np.random.Generator) -> tuple[Image.Image, str, Hashable]:
+        """One random scene drawn with `rng`: its image, a caption of it, and a key equal for scenes that show the
+        same combination of attribute values."""
+
+    def corrupt(self, text: str, attributes: list[str], rng: np.random.Generator) -> str | None:
+        """`text` with each listed attribute changed to a random other value; None when it cannot be."""
+
+
 class Plain:
     """Any captions: nothing to check pixels against and no grammar to edit."""
 
     name = "plain"
     has_oracle = False
     attributes: tuple[str, ...] = ()
+    margin_attribute: str | None = None
 
     def oracle(self, image: Image.Image, prompt: str) -> Verdict | None:
         return None
+
+    def stated(self, prompt: str) -> dict[str, str]:
+        return {}
 
     def hard_negatives(self, prompt: str) -> list[str]:
         return []

@@ -13,7 +13,7 @@ from pathlib import Path
 from gen.core.config import read_saved
 from gen.core.errors import UserError
 from gen.core.outputs import atomic_write_text, dumps
-from gen.domains.base import Domain, Plain
+from gen.domains.base import Domain, Plain, Scenes
 from gen.domains.shapes import Shapes
 
 log = logging.getLogger(__name__)
@@ -22,12 +22,43 @@ INFO = "info.json"  # a folder's description; its "domain" key names the folder'
 
 DOMAINS: dict[str, Domain] = {"plain": Plain(), "shapes": Shapes()}
 PLAIN, SHAPES = DOMAINS["plain"], DOMAINS["shapes"]
+# base.Scenes's methods, checked by name: the capability is optional, so no class has to declare it.
+SCENE_METHODS = ("make_dataset", "ensure_dataset", "eval_prompts", "renders", "scene", "corrupt")
 
 
 def get(name: str, where: str = "--domain") -> Domain:
     if name not in DOMAINS:
         raise UserError(f"{where}: unknown domain {name!r}; choose one of: {', '.join(DOMAINS)}")
     return DOMAINS[name]
+
+
+def draws_scenes(domain: Domain) -> bool:
+    """Whether DOMAIN draws its own images (has every method of base.Scenes); plain does not."""
+    return all(callable(getattr(domain, method, None)) for method in SCENE_METHODS)
+
+
+def scenes(domain: Domain, what: str) -> Scenes:
+    """DOMAIN as a world that draws its own images, or a UserError saying it cannot `what` and which domains can."""
+    if not draws_scenes(domain):
+        able = [n for n, d in DOMAINS.items() if draws_scenes(d)]
+        raise UserError(f"the {domain.name} domain cannot {what}: it draws no images of its own "
+                        f"(domains that do: {', '.join(able) or 'none'})")
+    return domain  # type: ignore[return-value]  # draws_scenes checked the protocol's methods
+
+
+def sole_oracle(why: str) -> Domain:
+    """The one domain with a pixel oracle, for callers handed images of no declared domain (`why`, in an error,
+    says whose); a UserError if there are several to choose from."""
+    found = [d for d in DOMAINS.values() if d.has_oracle]
+    if len(found) != 1:
+        names = ", ".join(d.name for d in found) or "none has an oracle"
+        raise UserError(f"{why}: name the domain to check it in ({names})")
+    return found[0]
+
+
+def generating() -> list[str]:
+    """The domains that write their own data sets; each name is also a `data.source`."""
+    return [n for n, d in DOMAINS.items() if draws_scenes(d)]
 
 
 def declared(folder: str | Path) -> str | None:
@@ -51,9 +82,10 @@ def declare(folder: str | Path, name: str) -> Path:
 
 
 def of_data(source: str | None, path: str | None) -> str:
-    """The domain of a data config: source shapes → shapes; a folder that declares one → that one; else plain."""
-    if source == "shapes":
-        return "shapes"
+    """The domain of a data config: a source that names a domain (shapes) → it; a folder that declares one → that
+    one; else plain."""
+    if source in generating():
+        return source
     found = declared(path) if source == "folder" and isinstance(path, str) and path else None
     return found if found in DOMAINS else "plain"
 

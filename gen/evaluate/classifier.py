@@ -22,6 +22,7 @@ from torch import nn
 
 from gen.core.outputs import atomic_dir
 from gen.data import UNREADABLE, Record, SkipLog, load_image, skip_reason
+from gen.training.train_step import adamw
 
 log = logging.getLogger(__name__)
 CACHE = ".classifier"
@@ -109,10 +110,7 @@ def train(pixels: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: Cla
     gen = torch.Generator().manual_seed(cfg.seed)
     model = build(num_classes)
     per_epoch = max(1, len(pixels) // cfg.batch_size)
-    try:  # one fused kernel: most of a small-image step is otherwise spent in the optimizer
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    except (RuntimeError, TypeError):
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = adamw(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * per_epoch, pct_start=0.15)
     model.train()
     for epoch in range(cfg.epochs):

@@ -1,19 +1,13 @@
-"""evaluation.html for `gen evaluate --real`: one self-contained page (images inlined), one row per class.
-
-gen does not import caption, so this small page does not share caption/report/page.py's helpers.
-"""
+"""evaluation.html for `gen evaluate --real`: one self-contained page (images inlined), one row per class."""
 from __future__ import annotations
 
-import base64
-import html
-import io
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from PIL import Image
 
-from gen.core.outputs import atomic_write_text
+from gen.core.html import esc, png_data_uri, write_page
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -27,42 +21,36 @@ img.ok { border-color: #2a9d3a; } img.bad { border-color: #d33; }
 
 def data_uri(pixels: torch.Tensor) -> str:
     """A uint8 (3, H, W) image as a base64 PNG data URI."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_data_uri(Image.fromarray(pixels.permute(1, 2, 0).numpy()))
 
 
 def fmt(value: Any) -> str:
     if value is None:
         return "n/a"
-    return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+    return f"{value:.3f}" if isinstance(value, float) else esc(value)
 
 
 def write_html(path: Path, summary: dict[str, Any], classes: Sequence[str], pixels: torch.Tensor,
                wanted: Sequence[int], got: Sequence[int]) -> None:
     """Headline numbers, then per class: accuracy and its images (green border: read as asked; red: not,
     with the class the classifier read in the tooltip)."""
-    head = "".join(f"<tr><th>{html.escape(k)}</th><td class=num>{fmt(summary[k])}</td></tr>" for k in (
+    head = "".join(f"<tr><th>{esc(k)}</th><td class=num>{fmt(summary[k])}</td></tr>" for k in (
         "cas", "real_accuracy", "cas_over_real", "fd", "fd_floor", "n_generated", "n_real_test"))
     rows = []
     for k, name in enumerate(classes):
         stats = summary["per_class"][name]
         images = "".join(
             f'<img class={"ok" if g == w else "bad"} src="{data_uri(pixels[i])}" '
-            f'title="read as {html.escape(classes[g])}" alt="{html.escape(name)}">'
+            f'title="read as {esc(classes[g])}" alt="{esc(name)}">'
             for i, (w, g) in enumerate(zip(wanted, got)) if w == k)
-        rows.append(f"<tr><td>{html.escape(name)}</td><td class=num>{fmt(stats['accuracy'])}</td>"
+        rows.append(f"<tr><td>{esc(name)}</td><td class=num>{fmt(stats['accuracy'])}</td>"
                     f"<td class=num>{stats['n']}</td><td>{images}</td></tr>")
     unknown = summary["unknown_prompts"]
     note = (f"<p>{sum(unknown.values())} samples had prompts with no label and were left out: "
-            f"{html.escape(', '.join(list(unknown)[:10]))}</p>" if unknown else "")
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>evaluation</title><style>{CSS}</style></head>
-<body><h1>Generated images read by a classifier of real images</h1>
-<p>CAS: the share of generated images the classifier reads as the class their prompt asked for, beside its
-accuracy on real {html.escape(summary['test_split'])} images. FD: Fréchet distance in the classifier's feature space,
+            f"{esc(', '.join(list(unknown)[:10]))}</p>" if unknown else "")
+    body = f"""<p>CAS: the share of generated images the classifier reads as the class their prompt asked for, beside its
+accuracy on real {esc(summary['test_split'])} images. FD: Fréchet distance in the classifier's feature space,
 generated vs real; the floor is real train vs real at the same count.</p>
 <table>{head}</table>{note}
-<table><tr><th>class</th><th>accuracy</th><th>n</th><th>generated images</th></tr>{''.join(rows)}</table>
-</body></html>
-"""
-    atomic_write_text(path, page)
+<table><tr><th>class</th><th>accuracy</th><th>n</th><th>generated images</th></tr>{''.join(rows)}</table>"""
+    write_page(path, "evaluation", CSS, body, heading="Generated images read by a classifier of real images")

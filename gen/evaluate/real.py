@@ -4,7 +4,7 @@
   Generative Models"): the share of generated images that a classifier trained on real images reads as the
   class their prompt asked for, beside that classifier's accuracy on real test images. Here the classifier is
   trained on real data and reads generated data (the paper's CAS trains on generated data and tests on real;
-  this direction needs no classifier per model and is what the issue asks for).
+  this direction needs no classifier per model, so one classifier scores every model on the same scale).
 - Fréchet distance (Heusel et al. 2017's FID formula) in that classifier's penultimate feature space,
   generated vs real test, with real train vs real test at the same number of images as the floor: the
   distance has a bias that grows as the count shrinks, so a floor at the same count is the fair comparison.
@@ -27,32 +27,13 @@ from torchvision.utils import make_grid, save_image
 
 from gen.core.errors import UserError
 from gen.core.outputs import atomic_write_text, dumps, refuse_existing
+from gen.data.labels import caption_labels, labelled, row_name, sample_labels
 from gen.data.records import Record, SkipLog, label_of, read_folder
 from gen.evaluate.classifier import ClassifierConfig, cached_classifier, load_pixels, predict
 from gen.evaluate.html import write_html
 
 log = logging.getLogger(__name__)
 OUTPUTS = ("evaluation.json", "evaluation.html", "per_class_grid.png")
-
-
-def normalise(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
-def row_name(rec: Record, folder: str | Path) -> str:
-    """The image as its row names it: the path relative to the data-set folder (rows hold resolved paths)."""
-    return rec.path.relative_to(Path(folder).resolve()).as_posix()
-
-
-def caption_labels(records: Sequence[Record]) -> dict[str, str]:
-    """Every caption phrasing of the real set → its label; a phrasing used by two labels maps to neither."""
-    table: dict[str, str | None] = {}
-    for rec in records:
-        label = label_of(rec)
-        for text in rec.texts if label is not None else []:
-            key = normalise(text)
-            table[key] = label if table.get(key, label) == label else None
-    return {k: v for k, v in table.items() if v is not None}
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -67,21 +48,6 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
     eig = np.linalg.eigvals(cov_a @ cov_b).real
     return float(mu @ mu + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(np.clip(eig, 0, None)).sum())
-
-
-def labelled(records: Sequence[Record], split: str, classes: Sequence[str] | None = None) -> list[Record]:
-    """Rows of `split` that carry a label (of `classes`, when given)."""
-    return [r for r in records if r.meta.get("split") == split and label_of(r) is not None
-            and (classes is None or label_of(r) in classes)]
-
-
-def sample_labels(samples: Sequence[Record], table: dict[str, str], classes: Sequence[str]) -> list[str | None]:
-    """The class each sample was asked for: its row's label, else its prompt's; None when neither is known."""
-    found = []
-    for rec in samples:
-        label = label_of(rec)
-        found.append(label if label in classes else table.get(normalise(rec.texts[0])))
-    return found
 
 
 def per_class(classes: Sequence[str], wanted: Sequence[int], got: Sequence[int]) -> dict[str, dict[str, Any]]:

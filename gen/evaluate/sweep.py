@@ -1,4 +1,4 @@
-"""`gen sweep`: oracle accuracy of one shapes model under several samplers and step counts.
+"""`gen sweep`: oracle accuracy of one model (of a domain with an oracle) under several samplers and step counts.
 
 Same prompts and seeds in every setting, so the table isolates the sampler. It is how the default
 sampler setting was chosen: the cheapest one within 2 points of DDPM at 1000 steps (docs/PERFORMANCE.md).
@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, SchedulerMixin, UniPCMultistepScheduler
 
 from gen.core.errors import UserError
+from gen.core.outputs import atomic_write_text, refuse_existing, require_dir_or_missing
 from gen.domains import of_model
 from gen.evaluate.oracle import oracle_accuracy
 from gen.generator.pipeline import TextToImagePipeline
@@ -46,28 +47,38 @@ def scheduler_for(name: str, base_config: dict[str, Any]) -> SchedulerMixin:
 
 
 def sweep(model_dir: str | Path, prompts: Sequence[str], out: str | Path, settings: list[tuple[str, int]],
-          num_per_prompt: int = 1, guidance: float = 3.0, seed: int = 0, overwrite: bool = False) -> list[dict]:
-    """One samples folder per setting under `out`, and rows of oracle accuracy and seconds per image."""
-    pipe = TextToImagePipeline.from_pretrained(model_dir).for_sampling()
+          num_per_prompt: int = 1, guidance: float | None = None, seed: int = 0, overwrite: bool = False,
+          device: str | None = None) -> list[dict]:
+    """One samples folder per setting under `out`, and rows of oracle accuracy and seconds per image.
+    `guidance` None is the model's saved `sample.guidance`, so the table describes the sampler it ships with."""
+    out = Path(out)
+    require_dir_or_missing(out)
+    if not overwrite:  # the per-setting folders refuse themselves; the table would be silently replaced
+        refuse_existing([out / "sweep.json"], "gen sweep")
+    pipe = TextToImagePipeline.from_pretrained(model_dir).for_sampling(device)
+    guidance = pipe.sample_defaults.guidance if guidance is None else guidance
     domain = of_model(model_dir)  # the same for every setting: read the model's config once
     base = dict(pipe.scheduler.config)
     rows = []
     for name, steps in settings:
         pipe.scheduler = scheduler_for(name, base)
-        folder = Path(out) / f"{name}-{steps}"
+        folder = out / f"{name}-{steps}"
         start = time.perf_counter()
         sample_to_folder(pipe, prompts, folder, num_per_prompt, steps, guidance, seed, overwrite=overwrite,
                          domain=domain)
         seconds = time.perf_counter() - start
-        acc = oracle_accuracy(folder)
-        rows.append({"sampler": name, "steps": steps, **acc, "seconds_per_image": seconds / acc["n"]})
+        acc = oracle_accuracy(folder, domain)
+        rows.append({"sampler": name, "steps": steps, "guidance": guidance, **acc,
+                     "seconds_per_image": seconds / acc["n"]})
         print(json.dumps(rows[-1]), flush=True)
-    (Path(out) / "sweep.json").write_text(json.dumps(rows, indent=2))
+    atomic_write_text(out / "sweep.json", json.dumps(rows, indent=2))
     return rows
 
 
-def markdown(rows: list[dict]) -> str:
-    lines = ["| sampler | steps | colour | shape | position | all | s / image |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['sampler']} | {r['steps']} | {r['color']:.3f} | {r['shape']:.3f} | {r['position']:.3f} | "
-              f"{r['all']:.3f} | {r['seconds_per_image']:.2f} |" for r in rows]
+def markdown(rows: list[dict], attributes: Sequence[str]) -> str:
+    """The sweep as a table: one row per setting, one accuracy column per attribute of the model's domain."""
+    columns = [*attributes, "all"]
+    lines = ["| sampler | steps | " + " | ".join(columns) + " | s / image |", "| --- " * (len(columns) + 3) + "|"]
+    lines += [f"| {r['sampler']} | {r['steps']} | " + " | ".join(f"{r[c]:.3f}" for c in columns)
+              + f" | {r['seconds_per_image']:.2f} |" for r in rows]
     return "\n".join(lines)

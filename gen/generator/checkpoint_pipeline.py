@@ -38,7 +38,7 @@ def load_generator(model_dir: str | Path, checkpoint: str | Path | None = None, 
         model = TextToImageModel(pipe.text_encoder, pipe.unet, is_frozen(cfg.text))
         load_model(model, str(folder / "model.safetensors"))
         if ema and (folder / "ema.safetensors").is_file():
-            # EMA shadows follow the trainable parameters in model order (gen/training/engine.py builds it so).
+            # EMA shadows follow the trainable parameters in model order (see TrainingStep.build).
             shadow = load_file(str(folder / "ema.safetensors"))
             params = [p for p in model.parameters() if p.requires_grad]
             if len(shadow) != len(params):

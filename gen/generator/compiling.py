@@ -1,9 +1,8 @@
 """Optional torch.compile of a UNet for sampling, with a clean fall-back to eager.
 
-Measured on a 2-core AVX2 CPU (docs/PERFORMANCE.md): inductor makes the shapes32 UNet's inference call
-1.37× faster once compiled (the whole pipeline 1.24× the reference loop, `gen bench`), after 40-60 s of
-compiling, so it pays from about 2,000 images at 10 steps and is off by default. For training it gained 4%
-after two minutes of compiling, less than it costs inside a 15-minute budget, so training stays eager.
+Sampling compiles only on request (`--compile`): the speed-up pays for the compiling time only over long
+sampling jobs. Training stays eager: its gain is smaller than the compiling time it costs inside a time budget.
+The measurements are in docs/PERFORMANCE.md ("Levers, measured one at a time").
 """
 from __future__ import annotations
 

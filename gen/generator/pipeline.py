@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import inspect
+import os
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -9,6 +11,8 @@ from diffusers import DiffusionPipeline, ImagePipelineOutput, SchedulerMixin, UN
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import GPT2Model, PreTrainedTokenizerBase
 
+from gen.core import config as config_io
+from gen.core.config import GenConfig, SampleConfig
 from gen.generator.compiling import compile_module
 from gen.generator.text import encode, max_length_of, tokenize
 
@@ -29,6 +33,16 @@ def unet_conditioning(unet: UNet2DConditionModel, states: torch.Tensor, mask: to
     return kwargs
 
 
+def sampling_defaults(model_dir: str | os.PathLike) -> SampleConfig:
+    """The sampler settings a model was trained and evaluated with (the `sample` section of its
+    roundtrip_config.yaml), so the default lives in one place: the config, chosen by `gen sweep`
+    (docs/PERFORMANCE.md). A folder without one (or a hub name) gets SampleConfig's defaults."""
+    saved = Path(model_dir) / config_io.SAVED
+    if not saved.is_file():
+        return SampleConfig()
+    return config_io.load(GenConfig, saved).sample
+
+
 class TextToImagePipeline(DiffusionPipeline):
     """Pixel-space text-to-image diffusion with classifier-free guidance (Ho & Salimans 2022)."""
 
@@ -38,6 +52,15 @@ class TextToImagePipeline(DiffusionPipeline):
                  unet: UNet2DConditionModel, scheduler: SchedulerMixin) -> None:
         super().__init__()
         self.register_modules(tokenizer=tokenizer, text_encoder=text_encoder, unet=unet, scheduler=scheduler)
+        # What __call__ samples with when not told; from_pretrained replaces it with the folder's saved settings.
+        self.sample_defaults = SampleConfig()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "TextToImagePipeline":
+        """diffusers' loading, plus the model's saved sampling defaults (`sampling_defaults`)."""
+        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        pipe.sample_defaults = sampling_defaults(pretrained_model_name_or_path)
+        return pipe
 
     def encode_prompt(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden states (B, T, D) and padding mask (B, T) for a list of prompts."""
@@ -63,9 +86,12 @@ class TextToImagePipeline(DiffusionPipeline):
 
     @torch.inference_mode()
     def __call__(self, prompt: str | list[str], negative_prompt: str | list[str] | None = None,
-                 num_inference_steps: int = 20, guidance_scale: float = 3.0,
+                 num_inference_steps: int | None = None, guidance_scale: float | None = None,
                  generator: torch.Generator | list[torch.Generator] | None = None,
                  num_images_per_prompt: int = 1, output_type: str = "pil", return_dict: bool = True):
+        """Images for `prompt`; steps and guidance left as None are the pipeline's `sample_defaults`."""
+        steps = self.sample_defaults.steps if num_inference_steps is None else num_inference_steps
+        guidance_scale = self.sample_defaults.guidance if guidance_scale is None else guidance_scale
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
         negatives = negative_prompt if negative_prompt is not None else ""
@@ -86,7 +112,7 @@ class TextToImagePipeline(DiffusionPipeline):
         x = x * self.scheduler.init_noise_sigma  # (B, C, H, W)
         if self.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)  # keep the whole loop in the UNet's layout
-        self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
+        self.scheduler.set_timesteps(steps, device=self._execution_device)
         extra = self._step_kwargs(generator)
         for t in self.progress_bar(self.scheduler.timesteps):
             x_in = torch.cat([x, x]) if guided else x  # (2B|B, C, H, W)

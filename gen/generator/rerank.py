@@ -1,15 +1,20 @@
 """Best-of-N sampling: what a scorer is, and the random baseline any judge must beat.
 
 gen never imports caption, so a judge reaches gen/generator/sample.py through this small protocol: a callable
-from images and their prompts to one number per image, higher meaning better. The captioner's scorer
-(caption/judge/scorer.py) is one; `RandomScorer` is the baseline, which keeps a candidate at random.
+from images and their prompts to one number per image, higher meaning better. `RandomScorer` is the baseline,
+which keeps a candidate at random. Other scorers are found by name among the `roundtrip.scorers` entry points
+of the installed packages: caption registers its captioner there (pyproject.toml), so gen names no package
+that judges it and still installs and tests alone.
 """
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from importlib.metadata import entry_points
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 from PIL import Image
+
+from gen.core.errors import UserError
 
 
 class Scorer(Protocol):
@@ -33,6 +38,19 @@ class RandomScorer:
 
     def __call__(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[float]:
         return self.rng.random(len(images)).tolist()
+
+
+SCORERS = "roundtrip.scorers"  # the entry-point group of scorer factories: name → callable(**kwargs) → Scorer
+
+
+def load_scorer(name: str, **kwargs: Any) -> Scorer:
+    """The scorer an installed package registers as `name` in the roundtrip.scorers entry points, built with
+    `kwargs`; a name that no package registers is a UserError that lists the ones that are."""
+    found = {ep.name: ep for ep in entry_points(group=SCORERS)}
+    if name not in found:
+        raise UserError(f"no scorer named {name!r} is installed (entry points {SCORERS}: "
+                        f"{', '.join(sorted(found)) or 'none'}); `pip install -e .` registers caption's 'captioner'")
+    return found[name].load()(**kwargs)
 
 
 def candidate_seed(seed: int, image: int, candidates: int, k: int) -> int:

@@ -20,11 +20,10 @@ from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
 from gen import domains
-from gen.core import config as config_io
-from gen.core.config import GenConfig, SampleConfig
 from gen.core.errors import UserError
 from gen.core.outputs import OutputExists, atomic_write_text, dumps, require_dir_or_missing
-from gen.generator.pipeline import TextToImagePipeline
+from gen.generator.checkpoint_pipeline import load_generator
+from gen.generator.pipeline import TextToImagePipeline, sampling_defaults
 from gen.generator.rerank import Scorer, best_of, candidate_seed
 
 log = logging.getLogger(__name__)
@@ -32,17 +31,6 @@ IMAGE_NAME = re.compile(r"^\d{5}-seed-?\d+\.png$")  # what sample_to_folder name
 # Files of a samples folder that describe its images: stale once the images are replaced.
 DERIVED = ("metadata.jsonl", "grid.png", "info.json", "scores.jsonl", "summary.json", "report.html",
            "evaluation.json", "evaluation.html", "per_class_grid.png")
-
-
-def read_prompts(path: str | Path) -> list[str]:
-    """One prompt per non-empty line; lines end at "\\n" only (splitlines also cuts at U+2028 or a form feed)."""
-    from gen.data.records import split_lines
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise UserError(f"prompts file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
-    return [line.strip() for line in split_lines(text) if line.strip()]
 
 
 def check_arguments(prompts: Sequence[str], num_per_prompt: int, steps: int, guidance: float, batch_size: int,
@@ -108,10 +96,11 @@ def prepare_output(out: Path, overwrite: bool) -> None:
 
 
 def sample_to_folder(pipe: TextToImagePipeline, prompts: Sequence[str], out: str | Path, num_per_prompt: int = 1,
-                     steps: int = 20, guidance: float = 3.0, seed: int = 0, batch_size: int = 32,
+                     steps: int | None = None, guidance: float | None = None, seed: int = 0, batch_size: int = 32,
                      overwrite: bool = False, candidates: int = 1, scorer: Scorer | None = None,
                      domain: str | None = None) -> Path:
     """Image i gets seed `seed + i` (EDM's one-seed-per-image), so any single image can be re-made alone.
+    `steps` and `guidance` left as None are the pipeline's saved sampling defaults.
 
     `domain` (gen/domains/), when given, is declared in OUT/info.json, so `caption score` knows whether the
     prompts are shapes captions (with an oracle) without guessing from their words.
@@ -120,6 +109,9 @@ def sample_to_folder(pipe: TextToImagePipeline, prompts: Sequence[str], out: str
     seed + i*N + k (gen/generator/rerank.py), and its metadata.jsonl row lists every candidate's seed and score.
     """
     out = Path(out)
+    # Resolved here, not left to the pipeline: metadata.jsonl records the values each image was made with.
+    steps = pipe.sample_defaults.steps if steps is None else steps
+    guidance = pipe.sample_defaults.guidance if guidance is None else guidance
     check_arguments(prompts, num_per_prompt, steps, guidance, batch_size, candidates, scorer is not None)
     prepare_output(out, overwrite)
     requested = [p for p in prompts for _ in range(num_per_prompt)]
@@ -163,23 +155,16 @@ def generate_images(pipe: TextToImagePipeline, jobs: Sequence[tuple[str, int]], 
     return images
 
 
-def sampling_defaults(model_dir: str | Path) -> SampleConfig:
-    """The sampler settings a model was trained and evaluated with (its roundtrip_config.yaml), so the
-    default lives in one place: the config, chosen by `gen sweep` (docs/PERFORMANCE.md)."""
-    saved = Path(model_dir) / config_io.SAVED
-    if not saved.is_file():
-        return SampleConfig()
-    return config_io.load(GenConfig, saved).sample
-
-
 def sample_model(model_dir: str | Path, prompts: Sequence[str], out: str | Path, num_per_prompt: int = 1,
                  steps: int | None = None, guidance: float | None = None, seed: int = 0, batch_size: int = 32,
                  device: str | None = None, overwrite: bool = False, candidates: int = 1,
-                 make_scorer: Callable[[], Scorer] | None = None, compile: bool = False) -> Path:
+                 make_scorer: Callable[[], Scorer] | None = None, compile: bool = False,
+                 checkpoint: str | Path | None = None) -> Path:
     """`gen sample`: every argument and the output folder are checked before the model (or the scorer that
     `make_scorer` builds, for best-of-N) is loaded. `steps` and `guidance` default to the model's own.
-    `compile` runs the UNet through torch.compile: worth it from about 2,000 images at 10 steps on a CPU."""
-    defaults = sampling_defaults(model_dir)
+    `compile` runs the UNet through torch.compile: worth it from about 2,000 images at 10 steps on a CPU.
+    `checkpoint`: a RUN_DIR/checkpoints/checkpoint-N folder of the same run, sampled with its EMA weights."""
+    defaults = sampling_defaults(model_dir)  # read before loading, so bad settings are refused without the wait
     steps = defaults.steps if steps is None else steps
     guidance = defaults.guidance if guidance is None else guidance
     check_arguments(prompts, num_per_prompt, steps, guidance, batch_size, candidates, make_scorer is not None)
@@ -188,7 +173,8 @@ def sample_model(model_dir: str | Path, prompts: Sequence[str], out: str | Path,
         raise FileNotFoundError(f"{model_dir} is not a generator model folder (no model_index.json); "
                                 "pass the model/ folder of a `gen train` run, e.g. runs/<name>/model")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipe = TextToImagePipeline.from_pretrained(model_dir).for_sampling(device, compile=compile)
+    pipe = (TextToImagePipeline.from_pretrained(model_dir) if checkpoint is None
+            else load_generator(model_dir, checkpoint, device=device)).for_sampling(device, compile=compile)
     scorer = make_scorer() if make_scorer is not None else None
     return sample_to_folder(pipe, prompts, out, num_per_prompt, steps, guidance, seed, batch_size, overwrite,
                             candidates, scorer, domains.of_model(model_dir))

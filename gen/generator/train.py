@@ -1,4 +1,4 @@
-"""Generator training: the text-to-image task plugged into the shared loop in engine.py."""
+"""Generator training: the text-to-image task plugged into the shared loop in gen/training/engine.py."""
 from __future__ import annotations
 
 import logging
@@ -16,9 +16,10 @@ from gen.core.config import GenConfig
 from gen.core.model_card import write_model_card
 from gen.core.outputs import atomic_dir
 from gen.data import ImageCaptionDataset, SkipLog, read_records
+from gen.data.tokenizer import adopt_tokenizer, tokenize
 from gen.generator.diffusion import noise_scheduler, sampling_scheduler, training_losses
 from gen.generator.pipeline import TextToImagePipeline, unet_conditioning
-from gen.generator.text import StateCache, build_text_model, encode, is_frozen, load_tokenizer, tokenize
+from gen.generator.text import StateCache, build_text_model, encode, is_frozen
 from gen.training.checkpoint import run_dir_for
 from gen.training.run import train_in_run_dir
 from gen.training.rundir import tokenizer_of
@@ -69,16 +70,12 @@ class GenTask:
         log.info(format_summary(self.skips, self.dataset.usable()))
         texts = [t for r in records for t in r.texts]
         tokenizer, text_encoder = build_text_model(cfg.text, texts)
-        saved = run_dir / "tokenizer"
         if resume_from is not None and not cfg.text.pretrained:
             # Only a resume reuses a saved vocabulary, the one its checkpoint was trained with; a fresh run
             # trains its own, so a tokenizer left in the folder by another run is never picked up.
-            source = tokenizer_of(resume_from)
-            tokenizer = load_tokenizer(str(source))
-            if source != saved.resolve():
-                tokenizer.save_pretrained(saved)
+            tokenizer = adopt_tokenizer(tokenizer_of(resume_from), run_dir / "tokenizer")
         else:
-            tokenizer.save_pretrained(saved)
+            tokenizer.save_pretrained(run_dir / "tokenizer")
         self.tokenizer = tokenizer
         self.max_length = min(cfg.text.max_length, text_encoder.config.n_positions)
         tokenizer.model_max_length = self.max_length  # saved with it, so sampling cuts prompts where training did

@@ -157,7 +157,7 @@ def check_fits(folder: Path, model: torch.nn.Module) -> None:
 def check_optimizer_fits(folder: Path, groups: list[dict[str, Any]]) -> None:
     """CorruptCheckpoint when the checkpoint's optimizer state is over other trainable weights than `groups`.
 
-    `groups` are the parameter groups the optimizer will be built with (engine.param_groups). A config that
+    `groups` are the parameter groups the optimizer will be built with (train_step.param_groups). A config that
     changes which weights train (text.freeze, text.lr_scale) keeps every weight's name and shape, so
     check_fits passes, and torch would fail deep in optimizer.load_state_dict. optimizer.pt is memory-mapped:
     only the shapes are read.

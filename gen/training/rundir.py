@@ -176,7 +176,7 @@ def start_run(run_dir: Path, resume: str | None = None, overwrite: bool = False)
 def confirm_resume(run_dir: Path, checkpoint: Path | None, model: torch.nn.Module,
                    groups: list[dict[str, Any]] | None = None) -> None:
     """Once the model is built: the checkpoint must fit it, and its optimizer state the parameter `groups` the
-    optimizer will get (engine.param_groups); then checkpoints newer than it are moved aside.
+    optimizer will get (gen.training.train_step.param_groups); then checkpoints newer than it are moved aside.
 
     Until this passes, a resume has changed nothing in RUN_DIR.
     """

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 
 import torch
 from accelerate import Accelerator
@@ -37,13 +37,21 @@ def param_groups(model: torch.nn.Module, lr: float, lr_scale: dict[str, float]) 
     return [{"params": ps, "lr": lr * scale} for scale, ps in groups.items()]
 
 
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig, lr_scale: dict[str, float]) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.lr, lr_scale)
-    kwargs = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "betas": (0.9, 0.99)}
-    try:  # one fused kernel instead of a dozen small ops per tensor (CPU and CUDA, torch ≥ 2.4)
-        return torch.optim.AdamW(groups, fused=True, **kwargs)
+def adamw(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], **kwargs: Any) -> torch.optim.AdamW:
+    """torch.optim.AdamW(params, **kwargs), fused where this torch and device allow it.
+
+    One fused kernel instead of a dozen small ops per tensor (CPU and CUDA, torch ≥ 2.4); most of a
+    small model's step is otherwise spent in the optimizer. Older torch or other devices refuse `fused`.
+    """
+    params = list(params)  # a generator would be spent by the first, refused attempt
+    try:
+        return torch.optim.AdamW(params, fused=True, **kwargs)
     except (RuntimeError, TypeError):
-        return torch.optim.AdamW(groups, **kwargs)
+        return torch.optim.AdamW(params, **kwargs)
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig, lr_scale: dict[str, float]) -> torch.optim.Optimizer:
+    return adamw(param_groups(model, cfg.lr, lr_scale), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
 
 
 def _ema(params: list[torch.nn.Parameter], cfg: TrainConfig) -> EMAModel:

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image
 
+from gen.core.english import article
 from gen.data.prepare.write import Example, SourceInfo
 
 INFO = SourceInfo(
@@ -72,10 +73,6 @@ def load_arrays(package_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     if labels.min() < 0 or labels.max() >= len(CLASSES):
         raise ValueError(f"{folder}: labels outside 0..{len(CLASSES) - 1}")
     return images.astype(np.uint8), labels.astype(np.int64)
-
-
-def article(word: str) -> str:
-    return "an" if word[0] in "aeiou" else "a"
 
 
 def captions(name: str) -> list[str]:

@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 
+from gen.core.english import article
 from gen.domains.shapes.world import ATTRIBUTES, COLORS, PLACE_PHRASES, POSITIONS, SHAPES, parse_caption
 
 VALUES = {"color": tuple(COLORS), "shape": SHAPES, "position": POSITIONS}
@@ -25,8 +26,7 @@ def swap(text: str, attribute: str, value: str) -> str | None:
     else:
         new = re.sub(rf"\b{re.escape(old)}\b", value, text, count=1)
     if attribute == "color":  # keep the article right: "an orange" ↔ "a red"
-        vowel = value[0] in "aeiou"
-        new = re.sub(rf"\b(a|an) {value}\b", ("an " if vowel else "a ") + value, new, count=1)
+        new = re.sub(rf"\b(a|an) {value}\b", f"{article(value)} {value}", new, count=1)
     parsed = parse_caption(new) or {}
     return new if parsed.get(attribute) == value else None
 

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from gen.core.english import article
 from gen.domains.base import RIGHT, UNSURE, VERDICTS, WRONG, Verdict
 from gen.domains.shapes.oracle import read_object, read_scene
 from gen.domains.shapes.verdict import verdict_for
@@ -189,16 +190,16 @@ def _draw(draw: ImageDraw.ImageDraw, obj: ShapeSpec, big: int, rng: np.random.Ge
 def phrasings(objects: Sequence[ShapeSpec]) -> list[str]:
     """Every way the grammar can describe these objects, always in the same order."""
     return [
-        prefix + " and ".join(_describe(obj, article, suffix) for obj in objects)
-        for prefix, article, suffix in _TEMPLATES
+        prefix + " and ".join(_describe(obj, with_article, suffix) for obj in objects)
+        for prefix, with_article, suffix in _TEMPLATES
     ]
 
 
-def _describe(obj: ShapeSpec, article: bool, suffix: str) -> str:
+def _describe(obj: ShapeSpec, with_article: bool, suffix: str) -> str:
     """'a red circle on the left' and its variants for one object."""
     noun = f"{obj.color} {obj.shape}"
-    if article:
-        noun = ("an " if obj.color[0] in "aeiou" else "a ") + noun
+    if with_article:
+        noun = f"{article(obj.color)} {noun}"
     return f"{noun} {PLACE_PHRASES[obj.position]}{suffix}"
 
 
