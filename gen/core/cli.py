@@ -12,6 +12,7 @@ import sys
 from typing import Callable
 
 from gen.core.errors import UserError
+from gen.core.terminal import printable
 
 # UserError covers ConfigError and DataError; FileNotFoundError covers a missing pretrained folder.
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -38,14 +39,15 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def error_message(err: BaseException) -> str:
-    """One line: OS errors as `<file>: <reason>`, anything else as its own message."""
+    """One printable line: OS errors as `<file>: <reason>`, anything else as its own message. A message may quote
+    a user's file name or caption, so control characters are escaped (gen/core/terminal.py)."""
     if isinstance(err, UnicodeDecodeError):
         return f"a file is not UTF-8 text ({err}); save it as UTF-8"
     if isinstance(err, OSError) and err.filename is not None and err.strerror:
         text = f"{err.filename}: {err.strerror}"
     else:
         text = str(err) or type(err).__name__
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return printable(" ".join(line.strip() for line in text.splitlines() if line.strip()))
 
 
 def run_cli(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int | None],

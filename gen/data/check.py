@@ -10,6 +10,7 @@ import collections
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gen.core.terminal import printable
 from gen.data.images import EXIF_ORIENTATION, UNREADABLE, ImageRejected, decode_rgb, open_image, skip_reason
 from gen.data.records import DataError, SkipLog, read_folder
 
@@ -93,14 +94,17 @@ def format_summary(source: Report | SkipLog, usable: int | None = None) -> str:
 
 
 def run(folder: str | Path) -> int:
-    """The CLI: print each problem and the summary; exit status 1 only when no row is usable."""
+    """The CLI: print each problem and the summary; exit status 1 only when no row is usable.
+
+    Every line goes through `printable`: file names, PIL's details and the folder are the data set's text,
+    and one escape sequence in them would otherwise reach the terminal."""
     try:
         report = check_folder(folder)
     except (FileNotFoundError, DataError) as err:
-        print(f"error: {err}")
+        print(printable(f"error: {err}"))
         return 1
     for p in report.problems:
         row = f"row {p.row}" if p.row is not None else "-"
-        print(f"{row:>10}  {p.level:<7}  {p.file_name}: {p.reason}" + (f" ({p.detail})" if p.detail else ""))
-    print(format_summary(report))
+        print(printable(f"{row:>10}  {p.level:<7}  {p.file_name}: {p.reason}" + (f" ({p.detail})" if p.detail else "")))
+    print(printable(format_summary(report)))
     return 0 if report.usable else 1

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from gen import domains
 from gen.core.config import DataConfig
+from gen.core.terminal import printable
 from gen.data.images import UNREADABLE, decode_rgb, open_image, skip_reason
 from gen.data.records import Record, SkipLog, label_of, read_coco, read_folder
 
@@ -79,7 +80,7 @@ def read_rgb(path: Path | bytes, skips: SkipLog | None = None) -> Image.Image:
     if note and skips is not None:
         skips.note(name, note)
     elif note:
-        log.warning("%s: %s", name, note)
+        log.warning("%s: %s", printable(name), note)
     return image
 
 

@@ -1,9 +1,10 @@
 """Data-set rows: a folder's metadata.jsonl or COCO-captions JSON → Records, with the row checks every reader
 shares (training, `caption score`, `gen check-data`).
 
-Bad rows never stop a run: each is skipped, counted by reason (with its row) and warned about. Nothing
-outside the data-set folder is read and only regular files are accepted, so a FIFO or device is never
-opened. No torch here, so `gen check-data` starts in a second.
+Bad rows never stop a run: each is skipped, counted by reason (with its row) and warned about, its name
+printed with control characters escaped (gen.core.terminal.printable). Nothing outside the data-set folder
+is read and only regular files are accepted, so a FIFO or device is never opened. No torch here, so
+`gen check-data` starts in a second.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gen.core.errors import DataError, UserError
+from gen.core.terminal import printable
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +51,13 @@ class SkipLog:
         self.counts[reason] += 1
         self.items.append({"file_name": what, "reason": reason} | ({"row": row} if row is not None else {}))
         if self.warn:
-            log.warning("skipped %s%s: %s", what, f" (row {row})" if row is not None else "", reason)
+            log.warning("skipped %s%s: %s", printable(what), f" (row {row})" if row is not None else "", reason)
 
     def note(self, what: str, reason: str) -> None:
         """Warned about once per reason (a data set of 16-bit scans would otherwise warn per image), always counted."""
         self.notes[reason] += 1
         if self.warn and self.notes[reason] == 1:
-            log.warning("%s: %s (warned once; every such image is counted)", what, reason)
+            log.warning("%s: %s (warned once; every such image is counted)", printable(what), reason)
 
     def summary(self) -> dict[str, int]:
         return dict(self.counts)
@@ -144,6 +146,9 @@ def read_folder(folder: str | Path, split: str | None = None, skips: SkipLog | N
         except ValueError:
             skips.skip(f"metadata.jsonl line {lineno}", "row is not valid JSON", lineno)
             continue
+        except RecursionError:  # "[[[[…]]]]" nested deeper than the parser's stack: one bad row, not a crash
+            skips.skip(f"metadata.jsonl line {lineno}", "row is nested too deep to read", lineno)
+            continue
         if split is not None and row.get("split", split) != split:
             continue
         meta = {k: v for k, v in row.items() if k not in ("file_name", "text")}
@@ -193,6 +198,10 @@ def _coco_json(json_path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise DataError(f"{json_path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
                         "fix the file or re-download it") from None
+    except ValueError as err:  # valid syntax json cannot convert, e.g. an integer of over 4300 digits
+        raise DataError(f"{json_path}: not usable JSON ({err}); fix the file or re-download it") from None
+    except RecursionError:
+        raise DataError(f"{json_path}: JSON nested too deep to read; fix the file or re-download it") from None
     if not isinstance(data, dict):
         raise DataError(f"{json_path}: the top level is a JSON {type(data).__name__}, not an object; a COCO captions "
                         'file is {"images": [{"id", "file_name"}], "annotations": [{"image_id", "caption"}]}')

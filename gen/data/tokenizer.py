@@ -16,6 +16,8 @@ import torch
 from tokenizers import ByteLevelBPETokenizer
 from transformers import GPT2TokenizerFast, PreTrainedModel, PreTrainedTokenizerBase
 
+from gen.core.terminal import excerpt
+
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=PreTrainedModel)
 SPECIAL = "<|endoftext|>"
@@ -84,7 +86,7 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_lengt
         if len(ids) > max_length:
             if hash(text) not in _warned:
                 _warned.add(hash(text))
-                log.warning("prompt longer than %d tokens, truncated: %r", max_length, text)
+                log.warning("prompt longer than %d tokens, truncated: %s", max_length, excerpt(text))
             ids = ids[:max_length]
         rows.append(ids)
     width = max(len(r) for r in rows)
