@@ -77,7 +77,8 @@ def test_caption_table_drops_phrasings_two_labels_share():
     assert caption_labels(recs) == {"a cat": "cat", "a dog": "dog"}
 
 
-def test_cas_per_class_fd_and_outputs(real_dir, samples_dir):
+def test_cas_per_class_fd_and_outputs(real_dir, samples_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROUNDTRIP_CACHE", str(tmp_path / "cache"))
     summary = evaluate_samples(samples_dir, real_dir, cfg=CFG)
     assert summary["real_accuracy"] == 1.0  # 12 real test squares, trivially separable
     assert summary["n_generated"] == 6 and summary["unknown_prompts"] == {"a purple thing": 1}
@@ -100,7 +101,7 @@ def test_cas_per_class_fd_and_outputs(real_dir, samples_dir):
     with pytest.raises(OutputExists, match="--overwrite"):
         evaluate_samples(samples_dir, real_dir, cfg=CFG)
     again = evaluate_samples(samples_dir, real_dir, overwrite=True, cfg=CFG)
-    assert again["classifier"]["cached"] is True  # REAL_DIR/.classifier reused: same weights, same numbers
+    assert again["classifier"]["cached"] is True  # the cached classifier reused: same weights, same numbers
     assert (again["cas"], again["fd"]) == (summary["cas"], pytest.approx(summary["fd"]))
 
 

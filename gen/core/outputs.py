@@ -12,7 +12,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from gen.core.errors import UserError
 
@@ -101,6 +101,53 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def atomic_entries(folder: str | Path, names: Sequence[str]) -> Iterator[Path]:
+    """Yield an empty temp folder beside `folder`; on success its entries replace `names` in `folder`, whose
+    other files stay; on failure it is removed and `folder` is as it was.
+
+    atomic_dir for a folder the user shares with us. Everything is written before the first rename, so the
+    swap is a few renames: the replaced entries go out in the order of `names` and the new ones come in the
+    reverse order, so an index listed first (metadata.jsonl) never names files that are not there. A crash
+    among the renames leaves .tmp-<name> and .old-<name>; the next call finishes that swap first.
+    """
+    folder = Path(folder).resolve()  # "." has no name to put beside; a link's target is where the files go
+    tmp, old = folder.with_name(f".tmp-{folder.name}"), folder.with_name(f".old-{folder.name}")
+    if old.is_dir() and tmp.is_dir() and folder.is_dir():  # a swap had begun, so `tmp` was complete: finish it
+        _move_entries(tmp, folder, names)
+    for stale in (tmp, old):
+        if stale.exists():
+            shutil.rmtree(stale)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        unnamed = sorted({e.name for e in tmp.iterdir()} - set(names))
+        if unnamed:  # it could replace a file of the user's
+            raise ValueError(f"{unnamed} are not among the entries {list(names)} that may be replaced")
+        _fsync_tree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if not folder.exists():
+        os.replace(tmp, folder)  # nothing to keep: one rename
+        return
+    old.mkdir()
+    for name in names:
+        if (folder / name).exists() or (folder / name).is_symlink():
+            os.replace(folder / name, old / name)
+    _move_entries(tmp, folder, names)
+    shutil.rmtree(old)
+
+
+def _move_entries(source: Path, target: Path, names: Sequence[str]) -> None:
+    """Every entry of `source` into `target`, in the reverse order of `names`; then `source` goes."""
+    rank = {name: i for i, name in enumerate(names)}
+    for entry in sorted(source.iterdir(), key=lambda e: -rank.get(e.name, len(names))):
+        remove_path(target / entry.name)  # only after a crashed swap: an older version the new one replaces
+        os.replace(entry, target / entry.name)
+    source.rmdir()
 
 
 def remove_path(path: Path) -> bool:

