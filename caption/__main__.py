@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -160,6 +161,10 @@ def _meta_eval_generated(args: argparse.Namespace) -> None:
         raise UserError(f"--steps must be comma-separated whole numbers, not {args.steps!r}") from None
     if min(steps) < 1 or args.num_per_prompt < 1:
         raise UserError("--steps and --num-per-prompt must be at least 1")
+    if args.seed < 0:  # each level's `gen sample` would refuse it, but only after the judge has loaded
+        raise UserError(f"--seed must be a whole number ≥ 0, not {args.seed}")
+    if args.guidance is not None and not (math.isfinite(args.guidance) and args.guidance >= 0):
+        raise UserError(f"--guidance must be a finite number ≥ 0 (1: no guidance), not {args.guidance}")
     if args.checkpoints and not args.generated:
         raise UserError("--checkpoints needs --generated GEN_MODEL, the model folder of their run")
     device = resolve_device(args.device)

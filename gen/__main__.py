@@ -22,11 +22,13 @@ def _parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", action="append", help="a prompt (repeatable)")
     src.add_argument("--prompts", help="a file with one prompt per line")
-    p.add_argument("--num-per-prompt", type=int, default=1, help="images per prompt (default 1)")
-    p.add_argument("--steps", type=int, help="sampler steps (default: the model's sample.steps)")
+    p.add_argument("--num-per-prompt", type=int, default=1,
+                   help="images per prompt (default 1; at most 100000 images per run)")
+    p.add_argument("--steps", type=int,
+                   help="sampler steps, at most the model's training noise levels (default: the model's sample.steps)")
     p.add_argument("--guidance", type=float,
-                   help="guidance scale, 1: off, 0: unconditional (default: the model's sample.guidance)")
-    p.add_argument("--seed", type=int, default=0, help="image i has seed SEED + i (default 0)")
+                   help="guidance scale from 0 to 100, 1: off, 0: unconditional (default: the model's sample.guidance)")
+    p.add_argument("--seed", type=int, default=0, help="image i has seed SEED + i, a 64-bit integer ≥ 0 (default 0)")
     p.add_argument("--batch-size", type=int, default=32, help="images per UNet call (default 32)")
     add_device_flag(p)
     p.add_argument("--checkpoint", metavar="CKPT",
@@ -36,15 +38,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rerank", metavar="CAPTIONER|random",
                    help="best-of-N: keep the best of --candidates images per requested one, by this captioner's "
                         "judgement of its prompt (a `caption train` model folder), or at random (the baseline)")
-    p.add_argument("--candidates", type=int, default=1, help="N for --rerank; candidate k of image i has seed "
-                                                             "SEED + i*N + k")
+    p.add_argument("--candidates", type=int, default=1, help="N for --rerank, at most 64; candidate k of image i "
+                                                             "has seed SEED + i*N + k")
     p.add_argument("--judge-score", choices=("prob", "debiased"), default="prob",
                    help="--rerank score: the judge's probability that every attribute is right (a prompt with no "
                         "attributes: that it, not another of the run's prompts, is what the image shows), or its "
                         "debiased log-likelihood (docs/judge.md)")
     p.add_argument("--out", default="samples/out", help="the samples folder to write (default samples/out)")
     p.add_argument("--overwrite", action="store_true",
-                   help="write into a non-empty --out, replacing the outputs of an earlier `gen sample` there")
+                   help="write into a non-empty --out: first delete only the files an earlier `gen sample` wrote "
+                        "there (those its .gen_sample_manifest.txt lists); other files are kept, and a file named "
+                        "like gen sample's outputs that no manifest lists is refused, never replaced")
 
     p = sub.add_parser("make-shapes", parents=common, help="write the synthetic shapes data set")
     p.add_argument("out", help="the data-set folder to write (images/ + metadata.jsonl)")

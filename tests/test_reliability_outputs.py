@@ -16,7 +16,7 @@ from gen.__main__ import main as gen_main
 from gen.core.outputs import OutputExists
 from gen.data import read_folder
 from gen.domains.shapes.world import ShapeSpec, phrasings, render
-from gen.generator.sample import sample_to_folder
+from gen.generator.sample import MANIFEST, sample_to_folder
 
 PROMPTS = ["a red circle on the left", "a blue square at the top", "a green triangle in the center"]
 
@@ -52,11 +52,11 @@ def test_sample_overwrite_replaces_only_what_it_wrote(tiny_pipe, tmp_path):
     assert len(read_folder(out)) == 6
     (out / "prompts.txt").write_text("\n".join(PROMPTS))  # the user's files stay
     render([ShapeSpec("red", "circle", "left")], 16, np.random.default_rng(0)).save(out / "mine.png")
-    (out / "00099-seed99.png").write_bytes((out / "00000-seed0.png").read_bytes())  # left by a killed run
-    for derived in ("scores.jsonl", "summary.json", "report.html"):  # scores of the old images: stale now
+    for derived in ("scores.jsonl", "summary.json", "report.html"):  # caption score's, not gen sample's: kept
         (out / derived).write_text("{}")
     sample_to_folder(tiny_pipe, PROMPTS[1:2], out, num_per_prompt=1, steps=2, seed=7, overwrite=True)
-    assert listing(out) == ["00000-seed7.png", "grid.png", "metadata.jsonl", "mine.png", "prompts.txt"]
+    assert listing(out) == [MANIFEST, "00000-seed7.png", "grid.png", "metadata.jsonl", "mine.png", "prompts.txt",
+                            "report.html", "scores.jsonl", "summary.json"]
     rows = [strict_json(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
     assert rows == [{"file_name": "00000-seed7.png", "text": PROMPTS[1], "seed": 7, "steps": 2, "guidance": 3.0,
                      "scheduler": "DPMSolverMultistepScheduler"}]
@@ -64,14 +64,13 @@ def test_sample_overwrite_replaces_only_what_it_wrote(tiny_pipe, tmp_path):
 
 
 def test_overwrite_never_deletes_outside_the_folder(tiny_pipe, tmp_path):
-    """metadata.jsonl rows are data: a row naming ../x.png or a subfolder must not make --overwrite delete it."""
+    """The manifest is data: a line naming ../x.png or a subfolder must not make --overwrite delete it."""
     out, outside = tmp_path / "s", tmp_path / "keep.png"
     out.mkdir()
     (out / "sub").mkdir()
     for path in (outside, out / "sub" / "keep.png"):
         path.write_bytes(b"png")
-    rows = [{"file_name": "../keep.png", "text": "x"}, {"file_name": "sub/keep.png", "text": "x"}]
-    (out / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / MANIFEST).write_text("../keep.png\nsub/keep.png\nsub\n")
     sample_to_folder(tiny_pipe, PROMPTS[:1], out, steps=2, overwrite=True)
     assert outside.is_file() and (out / "sub" / "keep.png").is_file()
 

@@ -93,7 +93,7 @@ def test_sample_cli_writes_a_dataset_folder(gen_run, tmp_path):
         with Image.open(out / r["file_name"]) as im:
             assert im.size == (16, 16) and im.mode == "RGB"
     with Image.open(out / "grid.png") as grid:
-        assert grid.width > 16 * 4 and grid.height > 16
+        assert grid.size == (2 * 16 + 3 * 2, 2 * 16 + 3 * 2)  # 4 images: 2 × 2 with 2 px borders
     # The folder is a data set every other tool reads.
     records = read_folder(out)
     assert [r.texts for r in records] == [[p] for p in (prompts[0], prompts[0], prompts[1], prompts[1])]

@@ -16,9 +16,22 @@ import torch
 from caption.evaluation.metrics import auroc, rank_of_true, spearman
 from caption.judge.judge import Judge
 from gen import domains
+from gen.core.errors import UserError
 from gen.domains import Domain, Scenes
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
+MIN_SIZE = 8  # pixels: below this a render cannot show a shape, its colour and its place apart
+
+
+def check_arguments(count: int, size: int | None, seed: int) -> None:
+    """UserError for numbers that would crash the evaluation (or mean nothing) once the model has loaded."""
+    if count < 1:
+        raise UserError(f"--count must be at least 1 render, not {count}")
+    if size is not None and size < MIN_SIZE:
+        raise UserError(f"--size must be at least {MIN_SIZE} pixels (a smaller render cannot show a shape), "
+                        f"not {size}")
+    if seed < 0:
+        raise UserError(f"--seed must be a whole number ≥ 0 (random generators take no negative seed), not {seed}")
 
 
 def build_ladders(count: int, size: int, seed: int, domain: Domain | None = None
@@ -77,6 +90,7 @@ def meta_eval(model_dir: str | Path, count: int = 300, size: int | None = None, 
               device: str | None = None) -> dict[str, Any]:
     """AUROC per attribute, Spearman and text→image R@1 for each α, against the blind baseline. `domain`: the one
     whose scenes are rendered; None: the one the captioner was trained in."""
+    check_arguments(count, size, seed)  # before the model loads
     world = domains.get(domain if domain is not None else domains.of_model(model_dir))
     domains.scenes(world, "render scenes for the meta-evaluation")  # refused before the model loads
     attributes = world.attributes

@@ -1,8 +1,10 @@
 """`gen sample`: prompts → PNGs + metadata.jsonl + grid.png, a folder every other tool can read as a data set.
 
-An output folder is never mixed: a non-empty --out is refused unless `overwrite`, which first removes what
-an earlier `gen sample` wrote there (and the scores made from those images). metadata.jsonl is written
-last and atomically, so it never names images that are not there.
+An output folder is never mixed or clobbered. A second `gen sample` into a folder being written is refused
+(OUT/.lock, the run folders' lock). A non-empty --out is refused unless `overwrite`, which removes only the
+files an earlier `gen sample` listed in its manifest (MANIFEST): every file this command writes is listed
+there before it is written, so nothing it did not write is ever deleted. metadata.jsonl gets each image's
+row right after its PNG, so a run stopped part way leaves a folder whose rows name exactly its images.
 """
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ import json
 import logging
 import math
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence, TextIO
 
 import torch
 from PIL import Image
@@ -21,21 +24,29 @@ from tqdm.auto import tqdm
 
 from gen import domains
 from gen.core.errors import UserError
-from gen.core.outputs import OutputExists, atomic_write_text, dumps, require_dir_or_missing
+from gen.core.outputs import OutputExists, dumps, require_dir_or_missing
 from gen.generator.checkpoint_pipeline import load_generator
 from gen.generator.pipeline import TextToImagePipeline, sampling_defaults
 from gen.generator.rerank import Scorer, best_of, candidate_seed
+from gen.training.rundir import LOCK_NAME, RunDirLock
 
 log = logging.getLogger(__name__)
 IMAGE_NAME = re.compile(r"^\d{5}-seed-?\d+\.png$")  # what sample_to_folder names its images
-# Files of a samples folder that describe its images: stale once the images are replaced.
-DERIVED = ("metadata.jsonl", "grid.png", "info.json", "scores.jsonl", "summary.json", "report.html",
-           "evaluation.json", "evaluation.html", "per_class_grid.png")
+MANIFEST = ".gen_sample_manifest.txt"  # one name per line: every file a `gen sample` wrote into OUT
+OWN_FILES = ("metadata.jsonl", "grid.png", domains.INFO)  # what it writes besides the images and the manifest
+# Bounds on the work one run may ask for; beyond them an argument is a typo far more often than a plan.
+MAX_IMAGES = 100_000  # hours of sampling even on a GPU; a bigger job is several --out folders with other --seed
+MAX_CANDIDATES = 64  # each candidate is a full sample; best-of-N gains level off by N = 8 (docs/judge.md)
+MAX_GUIDANCE = 100.0  # useful scales are 1-10; far above, the guided prediction leaves the pixel range (all black)
+MAX_SEED = 2**63 - 1  # torch generators and most JSON readers hold seeds as signed 64-bit integers
+GRID_IMAGES = 64  # grid.png shows the first 64 images: a preview, not a second copy of the folder
 
 
 def check_arguments(prompts: Sequence[str], num_per_prompt: int, steps: int, guidance: float, batch_size: int,
-                    candidates: int = 1, reranked: bool = False) -> None:
-    """UserError for settings that would crash later or silently produce nothing."""
+                    candidates: int = 1, reranked: bool = False, seed: int = 0,
+                    max_steps: int | None = None) -> None:
+    """UserError for settings that would crash later, silently produce nothing, or run without end.
+    `max_steps`: the scheduler's num_train_timesteps, when known (a sampler cannot take more steps)."""
     if not prompts:
         raise UserError("no prompts: pass --prompt TEXT or a --prompts file with one prompt per line")
     blank = [i for i, p in enumerate(prompts, 1) if not p.strip()]
@@ -45,54 +56,136 @@ def check_arguments(prompts: Sequence[str], num_per_prompt: int, steps: int, gui
                         ("--candidates", candidates)):
         if value < 1:
             raise UserError(f"{name} must be at least 1, not {value}")
+    images = len(prompts) * num_per_prompt
+    if images > MAX_IMAGES:
+        raise UserError(f"{len(prompts)} prompt(s) × --num-per-prompt {num_per_prompt} = {images} images; one run "
+                        f"makes at most {MAX_IMAGES} (hours of sampling): split the job into several --out folders "
+                        "with seeds that do not overlap")
+    if candidates > MAX_CANDIDATES:
+        raise UserError(f"--candidates {candidates}: at most {MAX_CANDIDATES}; each candidate costs a full sample "
+                        "and best-of-N gains level off by 8 (docs/judge.md)")
     if candidates > 1 and not reranked:
         raise UserError(f"--candidates {candidates} needs --rerank (a captioner model folder, or random) to pick one")
+    if max_steps is not None and steps > max_steps:
+        raise UserError(f"--steps {steps} is more than the model's {max_steps} noise levels (its scheduler's "
+                        f"num_train_timesteps); pass at most {max_steps}")
+    last_seed = MAX_SEED - images * candidates
+    if not 0 <= seed <= last_seed:
+        raise UserError(f"--seed must be in [0, {last_seed}], so that every image's seed (SEED + i, or SEED + i*N + k "
+                        f"with --candidates N) fits a signed 64-bit integer; not {seed}")
     # 1 turns guidance off, 0 samples the unconditional model; below 0 pushes away from the prompt.
     if not math.isfinite(guidance) or guidance < 0:
         raise UserError(f"--guidance must be a finite number ≥ 0 (1: no guidance, 3: typical), not {guidance}")
+    if guidance > MAX_GUIDANCE:
+        raise UserError(f"--guidance {guidance:g} is above {MAX_GUIDANCE:g}: that far past the prompt the prediction "
+                        "leaves the pixel range and every image saturates (all black); 1: no guidance, 3: typical")
 
 
-def save_grid(images: Sequence[Image.Image], path: str | Path, nrow: int = 8) -> None:
-    if images:
-        grid = make_grid(torch.stack([pil_to_tensor(im) for im in images]), nrow=nrow, padding=2, pad_value=255)
+def trained_timesteps(model_dir: str | Path) -> int | None:
+    """num_train_timesteps of a model folder's saved scheduler, read without loading the model; None if unknown."""
+    try:
+        config = json.loads((Path(model_dir) / "scheduler" / "scheduler_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = config.get("num_train_timesteps") if isinstance(config, dict) else None
+    return value if isinstance(value, int) else None
+
+
+def save_grid(images: Sequence[Image.Image], path: str | Path) -> None:
+    """A near-square preview of the first GRID_IMAGES images: ceil(sqrt(n)) columns, so its size stays bounded."""
+    shown = list(images[:GRID_IMAGES])
+    if shown:
+        grid = make_grid(torch.stack([pil_to_tensor(im) for im in shown]), nrow=math.ceil(math.sqrt(len(shown))),
+                         padding=2, pad_value=255)
         to_pil_image(grid).save(path)
 
 
-def _earlier_outputs(out: Path) -> list[Path]:
-    """What an earlier `gen sample` left in OUT: the images its metadata.jsonl names or its naming pattern
-    matches (a killed run leaves images before metadata), and the files derived from them."""
-    names: set[str] = {p.name for p in out.glob("*.png") if IMAGE_NAME.match(p.name)}
-    meta = out / "metadata.jsonl"
-    if meta.is_file():
-        for line in meta.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                name = json.loads(line).get("file_name")
-            except (ValueError, AttributeError):
-                continue
-            # Only PNGs directly in OUT: a row can never make us delete anything elsewhere.
-            if isinstance(name, str) and name.endswith(".png") and Path(name).name == name:
-                names.add(name)
-    return [out / n for n in sorted(names) if (out / n).is_file()] + [out / n for n in DERIVED if (out / n).is_file()]
+def listed_outputs(out: Path) -> set[str]:
+    """The files an earlier `gen sample` wrote into OUT, by its manifest. Only plain names directly in OUT: an
+    edited manifest can never make --overwrite delete anything elsewhere."""
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        return set()
+    names = manifest.read_text(encoding="utf-8", errors="replace").splitlines()
+    return {n for n in names if n not in ("", ".", "..", MANIFEST, LOCK_NAME) and Path(n).name == n}
 
 
 def check_output(out: Path, overwrite: bool) -> None:
-    """OUT must be a folder or missing, and empty unless `overwrite`."""
+    """OUT must be a folder or missing, and empty unless `overwrite`. With it, OUT must hold no file named like
+    what `gen sample` writes that its manifest does not list: that file is someone else's, and replacing it
+    would delete it."""
     require_dir_or_missing(out)
-    if not overwrite and out.is_dir() and any(out.iterdir()):
-        raise OutputExists(f"--out {out} is not empty; pass --overwrite to replace the images, metadata.jsonl "
-                           "and grid.png of an earlier `gen sample` there (other files are kept), or another --out")
+    present = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME) if out.is_dir() else []
+    if present and not overwrite:
+        raise OutputExists(f"--out {out} is not empty; pass --overwrite to replace what an earlier `gen sample` "
+                           f"wrote there (the files its {MANIFEST} lists; other files are kept), or another --out")
+    listed = listed_outputs(out) if present else set()
+    foreign = [n for n in present if (n in OWN_FILES or IMAGE_NAME.match(n)) and n not in listed]
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise OutputExists(f"--out {out} holds {', '.join(foreign[:3])}{more}, which `gen sample` would write but "
+                           f"no earlier `gen sample` there listed in {MANIFEST} as its own; --overwrite deletes "
+                           "only what gen sample wrote: move them away, or pass another --out")
 
 
 def prepare_output(out: Path, overwrite: bool) -> None:
-    """Refuse a non-empty OUT without `overwrite`; with it, remove only what an earlier `gen sample` wrote."""
+    """Refuse a non-empty OUT without `overwrite`; with it, remove only the files the manifest lists."""
     check_output(out, overwrite)
     if out.is_dir():
-        old = _earlier_outputs(out)
+        old = [out / n for n in sorted(listed_outputs(out)) if (out / n).is_file() or (out / n).is_symlink()]
         for path in old:
             path.unlink()
+        (out / MANIFEST).unlink(missing_ok=True)
         if old:
-            log.warning("--overwrite: removed %d earlier outputs from %s", len(old), out)
+            log.warning("--overwrite: removed %d files an earlier `gen sample` wrote in %s", len(old), out)
     out.mkdir(parents=True, exist_ok=True)
+
+
+@contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """Hold OUT/.lock (the run folders' lock) while sampling: a second `gen sample` into OUT is refused while
+    this one writes. A folder this made and left empty (the run stopped before writing) is removed again."""
+    require_dir_or_missing(out)
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with RunDirLock(out):
+            yield
+    finally:
+        if made and not any(out.iterdir()):
+            out.rmdir()
+
+
+class _Outputs:
+    """OUT's files, written so that a run stopped at any point leaves a consistent folder: each file is listed in
+    the manifest (flushed) before it is created, and each image's metadata.jsonl row is appended (flushed) right
+    after its PNG. A hard kill between the two leaves at most that one image without a row, which readers of
+    metadata.jsonl never see and the manifest lets --overwrite remove."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.manifest: TextIO = open(out / MANIFEST, "w", encoding="utf-8")
+        self.metadata: TextIO = open(self.claim("metadata.jsonl"), "x", encoding="utf-8")
+
+    def claim(self, name: str) -> Path:
+        self.manifest.write(name + "\n")
+        self.manifest.flush()
+        return self.out / name
+
+    def add_image(self, image: Image.Image, row: dict) -> None:
+        image.save(self.claim(row["file_name"]))
+        self.metadata.write(dumps(row) + "\n")
+        self.metadata.flush()
+
+    def close(self) -> None:
+        self.metadata.close()
+        self.manifest.close()
+
+    def __enter__(self) -> "_Outputs":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def sample_to_folder(pipe: TextToImagePipeline, prompts: Sequence[str], out: str | Path, num_per_prompt: int = 1,
@@ -112,34 +205,44 @@ def sample_to_folder(pipe: TextToImagePipeline, prompts: Sequence[str], out: str
     # Resolved here, not left to the pipeline: metadata.jsonl records the values each image was made with.
     steps = pipe.sample_defaults.steps if steps is None else steps
     guidance = pipe.sample_defaults.guidance if guidance is None else guidance
-    check_arguments(prompts, num_per_prompt, steps, guidance, batch_size, candidates, scorer is not None)
+    check_arguments(prompts, num_per_prompt, steps, guidance, batch_size, candidates, scorer is not None, seed,
+                    pipe.scheduler.config.get("num_train_timesteps"))
+    with locked(out):
+        return _write_samples(pipe, prompts, out, num_per_prompt, steps, guidance, seed, batch_size, overwrite,
+                              candidates, scorer, domain)
+
+
+def _write_samples(pipe: TextToImagePipeline, prompts: Sequence[str], out: Path, num_per_prompt: int, steps: int,
+                   guidance: float, seed: int, batch_size: int, overwrite: bool, candidates: int,
+                   scorer: Scorer | None, domain: str | None) -> Path:
+    """sample_to_folder's work, with OUT locked and every argument checked."""
     prepare_output(out, overwrite)
     requested = [p for p in prompts for _ in range(num_per_prompt)]
     pipe.set_progress_bar_config(disable=True)
-    rows, images = [], []
-    group = max(1, batch_size // candidates)  # images whose candidates are sampled, then scored, together
-    for start in tqdm(range(0, len(requested), group), desc="sampling", unit="batch"):
-        indices = range(start, min(start + group, len(requested)))
-        jobs = [(requested[i], candidate_seed(seed, i, candidates, k)) for i in indices for k in range(candidates)]
-        batch = generate_images(pipe, jobs, steps, guidance, batch_size)
-        scores = scorer(batch, [p for p, _ in jobs]) if scorer is not None else [float("nan")] * len(jobs)
-        for n, i in enumerate(indices):
-            own = slice(n * candidates, (n + 1) * candidates)
-            kept = best_of(scores[own]) if scorer is not None else 0
-            (prompt, s), image = jobs[own][kept], batch[own][kept]
-            name = f"{i:05d}-seed{s}.png"
-            image.save(out / name)
-            images.append(image)
-            row = {"file_name": name, "text": prompt, "seed": s, "steps": steps, "guidance": guidance,
-                   "scheduler": type(pipe.scheduler).__name__}
-            if scorer is not None:
-                row |= {"rerank": scorer.name, "kept": kept,
-                        "candidates": [{"seed": c, "score": x} for (_, c), x in zip(jobs[own], scores[own])]}
-            rows.append(row)
-    save_grid(images, out / "grid.png", nrow=max(num_per_prompt, 8) if num_per_prompt > 1 else 8)
-    if domain is not None:
-        domains.declare(out, domain)
-    atomic_write_text(out / "metadata.jsonl", "".join(dumps(r) + "\n" for r in rows))  # last: names only real files
+    shown: list[Image.Image] = []  # only what grid.png shows: memory stays bounded however many images
+    with _Outputs(out) as outputs:
+        if domain is not None:
+            outputs.claim(domains.INFO)
+            domains.declare(out, domain)
+        group = max(1, batch_size // candidates)  # images whose candidates are sampled, then scored, together
+        for start in tqdm(range(0, len(requested), group), desc="sampling", unit="batch"):
+            indices = range(start, min(start + group, len(requested)))
+            jobs = [(requested[i], candidate_seed(seed, i, candidates, k)) for i in indices for k in range(candidates)]
+            batch = generate_images(pipe, jobs, steps, guidance, batch_size)
+            scores = scorer(batch, [p for p, _ in jobs]) if scorer is not None else [float("nan")] * len(jobs)
+            for n, i in enumerate(indices):
+                own = slice(n * candidates, (n + 1) * candidates)
+                kept = best_of(scores[own]) if scorer is not None else 0
+                (prompt, s), image = jobs[own][kept], batch[own][kept]
+                row = {"file_name": f"{i:05d}-seed{s}.png", "text": prompt, "seed": s, "steps": steps,
+                       "guidance": guidance, "scheduler": type(pipe.scheduler).__name__}
+                if scorer is not None:
+                    row |= {"rerank": scorer.name, "kept": kept,
+                            "candidates": [{"seed": c, "score": x} for (_, c), x in zip(jobs[own], scores[own])]}
+                outputs.add_image(image, row)
+                if len(shown) < GRID_IMAGES:
+                    shown.append(image)
+        save_grid(shown, outputs.claim("grid.png"))
     return out
 
 
@@ -160,21 +263,24 @@ def sample_model(model_dir: str | Path, prompts: Sequence[str], out: str | Path,
                  device: str | None = None, overwrite: bool = False, candidates: int = 1,
                  make_scorer: Callable[[], Scorer] | None = None, compile: bool = False,
                  checkpoint: str | Path | None = None) -> Path:
-    """`gen sample`: every argument and the output folder are checked before the model (or the scorer that
-    `make_scorer` builds, for best-of-N) is loaded. `steps` and `guidance` default to the model's own.
-    `compile` runs the UNet through torch.compile: worth it from about 2,000 images at 10 steps on a CPU.
+    """`gen sample`: every argument and the output folder are checked, and OUT is locked, before the model (or
+    the scorer that `make_scorer` builds, for best-of-N) is loaded. `steps` and `guidance` default to the model's
+    own. `compile` runs the UNet through torch.compile: worth it from about 2,000 images at 10 steps on a CPU.
     `checkpoint`: a RUN_DIR/checkpoints/checkpoint-N folder of the same run, sampled with its EMA weights."""
     defaults = sampling_defaults(model_dir)  # read before loading, so bad settings are refused without the wait
     steps = defaults.steps if steps is None else steps
     guidance = defaults.guidance if guidance is None else guidance
-    check_arguments(prompts, num_per_prompt, steps, guidance, batch_size, candidates, make_scorer is not None)
-    check_output(Path(out), overwrite)
+    check_arguments(prompts, num_per_prompt, steps, guidance, batch_size, candidates, make_scorer is not None, seed,
+                    trained_timesteps(model_dir))
+    out = Path(out)
+    check_output(out, overwrite)
     if not (Path(model_dir) / "model_index.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a generator model folder (no model_index.json); "
                                 "pass the model/ folder of a `gen train` run, e.g. runs/<name>/model")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipe = (TextToImagePipeline.from_pretrained(model_dir) if checkpoint is None
-            else load_generator(model_dir, checkpoint, device=device)).for_sampling(device, compile=compile)
-    scorer = make_scorer() if make_scorer is not None else None
-    return sample_to_folder(pipe, prompts, out, num_per_prompt, steps, guidance, seed, batch_size, overwrite,
-                            candidates, scorer, domains.of_model(model_dir))
+    with locked(out):
+        pipe = (TextToImagePipeline.from_pretrained(model_dir) if checkpoint is None
+                else load_generator(model_dir, checkpoint, device=device)).for_sampling(device, compile=compile)
+        scorer = make_scorer() if make_scorer is not None else None
+        return _write_samples(pipe, prompts, out, num_per_prompt, steps, guidance, seed, batch_size, overwrite,
+                              candidates, scorer, domains.of_model(model_dir))
