@@ -11,7 +11,8 @@ from safetensors.torch import load_file, load_model, save_model
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
-from gen.core.config import TextConfig, from_dict
+from gen.core.config import TextConfig, first_line, from_dict
+from gen.core.errors import UserError
 from gen.data.tokenizer import from_pretrained, load_tokenizer
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -139,12 +140,26 @@ class Captioner(nn.Module):
         folder = Path(folder)
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder} is not a captioner folder (no config.json)")
-        meta = json.loads((folder / "config.json").read_text())
+        meta = _read_meta(folder / "config.json")
         cfg = from_dict(CaptionerConfig, meta["captioner"])
         cfg.encoder.weights = None  # the folder's weights replace any pretrained start
         model = cls(cfg, GPT2LMHeadModel(GPT2Config.from_dict(meta["gpt2"])))
         load_model(model, str(folder / "model.safetensors"))
         return model.eval(), load_tokenizer(str(folder / "tokenizer"))
+
+
+def _read_meta(path: Path) -> dict:
+    """A captioner folder's config.json, or a UserError line: a folder from elsewhere (another model's config, a
+    damaged file) must not end in a KeyError or JSON traceback."""
+    fix = "pass the model/ folder of a `caption train` run"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise UserError(f"{path} is not readable JSON ({first_line(err)}); {fix}") from None
+    missing = [k for k in ("captioner", "gpt2") if not isinstance(meta, dict) or not isinstance(meta.get(k), dict)]
+    if missing:
+        raise UserError(f"{path} is not a captioner's config (no {missing[0]!r} section); {fix}")
+    return meta
 
 
 def build_captioner(cfg: CaptionerConfig, tokenizer: PreTrainedTokenizerBase) -> Captioner:

@@ -137,10 +137,7 @@ class GenConfig:
             raise ConfigError(f"unknown key unet.{bad[0]} (not a UNet2DConditionModel argument)")
         if "cross_attention_dim" in self.unet:
             raise ConfigError("unet.cross_attention_dim is set from the text encoder's hidden size")
-        if self.diffusion.prediction_type not in ("v_prediction", "epsilon"):
-            raise ConfigError(f"diffusion.prediction_type must be v_prediction or epsilon, not {self.diffusion.prediction_type!r}")
-        if self.text.lr_scale < 0:
-            raise ConfigError(f"text.lr_scale must be ≥ 0, not {self.text.lr_scale!r}")
+        # Value ranges and choices (prediction_type, lr_scale, ...) are checked by check_ranges, for both configs.
 
 
 def from_dict(cls: type[T], raw: dict[str, Any] | None, where: str = "") -> T:
@@ -165,9 +162,10 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         args = typing.get_args(hint)
         if value is None and type(None) in args:
             return None
-        for arg in args:
-            if arg is type(None):
-                continue
+        options = [arg for arg in args if arg is not type(None)]
+        if len(options) == 1:  # X | None: X's own message says more (which list element, say)
+            return _coerce(options[0], value, key)
+        for arg in options:
             try:
                 return _coerce(arg, value, key)
             except ConfigError:
@@ -176,6 +174,9 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if origin in (list, dict):
         if not isinstance(value, origin):
             raise ConfigError(f"config key {key!r} must be a {origin.__name__}, got {value!r}")
+        item = typing.get_args(hint)[0] if origin is list and typing.get_args(hint) else Any
+        for i, element in enumerate(value if item in (int, float, str, bool) else []):
+            _coerce(item, element, f"{key}[{i}]")  # [zebra, 3] in a list of labels is a typo, not a label
         return value
     if hint is float and isinstance(value, (int, str)) and not isinstance(value, bool):
         try:  # PyYAML reads 1e-3 (no dot) as a string
@@ -223,17 +224,68 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
        for k in ("tint", "noise", "blur", "warp", "morph", "jitter", "blobs")},
     "judge.views": (lambda v: v >= 0, "≥ 0 (0: the image alone)"),
     "judge.alpha": (lambda v: v >= 0, "≥ 0 (0: no debiasing)"),
+    # numpy seeds are unsigned 32-bit: accelerate's set_seed refuses anything else with a traceback
+    "train.seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
+    "train.ema_power": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    "data.num_workers": (lambda v: v >= 0, "≥ 0 (0: load in the training process)"),
+    "data.generate.count": (lambda v: v >= 1, "≥ 1"),
+    "data.generate.seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
+    "diffusion.num_train_timesteps": (lambda v: v >= 2, "≥ 2"),
+    "diffusion.snr_gamma": (lambda v: v is None or (math.isfinite(v) and v > 0), "null or a finite number > 0"),
+    "diffusion.snr_floor": (lambda v: v is None or (math.isfinite(v) and v >= 0), "null or a finite number ≥ 0"),
+    "text.lr_scale": (lambda v: math.isfinite(v) and v >= 0, "a finite number ≥ 0"),
+    **{f"{section}.{k}": (lambda v: v >= 1, "≥ 1") for section in ("text", "model.decoder")
+       for k in ("vocab_size", "n_embd", "n_layer", "n_head")},
+    "model.encoder.stages": (lambda v: 1 <= v <= 4, "in 1..4 (a ResNet has four stages)"),
+}
+# Keys with a fixed set of values. data.source also takes every domain that draws its own data (gen.domains), added
+# when checked: the core must not import the domains at import time (they import this module).
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "data.source": ("folder", "coco", "hf"),
+    "diffusion.schedule": ("cosine", "linear", "scaled_linear"),  # gen.generator.diffusion.BETA_SCHEDULES
+    "diffusion.prediction_type": ("v_prediction", "epsilon"),
+    "model.encoder.depth": (18, 34, 50),  # the torchvision ResNets caption/model.py builds
 }
 
 
+def choices(key: str) -> tuple[Any, ...]:
+    """The values config key KEY may take (CHOICES, plus the drawing domains for data.source)."""
+    if key == "data.source":
+        from gen import domains
+
+        return (*CHOICES[key], *domains.generating())
+    return CHOICES[key]
+
+
+def _node(cfg: Any, key: str) -> Any:
+    for part in key.split("."):
+        cfg = getattr(cfg, part, _MISSING)
+    return cfg
+
+
+def _check_text_model(text: Any, where: str) -> None:
+    """A GPT-2 built from these sizes splits n_embd over n_head heads; a pretrained one brings its own sizes."""
+    if text is _MISSING or text.pretrained:
+        return
+    if text.n_embd % text.n_head:
+        raise ConfigError(f"config key {where}.n_embd={text.n_embd} must be a multiple of {where}.n_head="
+                          f"{text.n_head} (each attention head gets n_embd / n_head dimensions)")
+
+
 def check_ranges(cfg: Any) -> None:
-    """Raise ConfigError naming the first key of RANGES whose value is out of range (NaN never is in range)."""
+    """Raise ConfigError naming the first key whose value is out of its range (RANGES; NaN never is in range) or
+    not one of its CHOICES, or the first broken rule between keys; run before anything is written."""
     for key, (allowed, words) in RANGES.items():
-        node = cfg
-        for part in key.split("."):
-            node = getattr(node, part, _MISSING)
+        node = _node(cfg, key)
         if node is not _MISSING and not allowed(node):
             raise ConfigError(f"config key {key}={node!r} is out of range: it must be {words}")
+    for key in CHOICES:
+        node = _node(cfg, key)
+        if node is not _MISSING and node not in choices(key):
+            *first, last = (str(c) for c in choices(key))
+            raise ConfigError(f"config key {key}={node!r} is not a choice: it must be {', '.join(first)} or {last}")
+    _check_text_model(_node(cfg, "text"), "text")
+    _check_text_model(_node(cfg, "model.decoder"), "model.decoder")
 
 
 # Keys that were renamed: old spelling → new. Saved configs and scripts that use the old one keep working; a config
@@ -280,15 +332,27 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {key!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(text)
+        try:
+            node[parts[-1]] = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: the value is not YAML ({first_line(err)}); quote a string, "
+                              "write a list as [a, b]") from None
     return raw
+
+
+def first_line(err: BaseException) -> str:
+    """An error's first non-blank line: parsers' messages run over several lines, a user error is one."""
+    return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
 
 
 def load(cls: type[T], path: str | Path | None, overrides: list[str] | None = None) -> T:
     """Read YAML (or start from defaults), apply overrides, and validate into `cls`."""
     raw: dict[str, Any] = {}
     if path is not None:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         raw.setdefault("name", Path(path).stem)

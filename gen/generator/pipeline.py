@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -12,7 +13,8 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import GPT2Model, PreTrainedTokenizerBase
 
 from gen.core import config as config_io
-from gen.core.config import GenConfig, SampleConfig
+from gen.core.config import GenConfig, SampleConfig, first_line
+from gen.core.errors import UserError
 from gen.generator.compiling import compile_module
 from gen.generator.text import encode, max_length_of, tokenize
 
@@ -57,7 +59,13 @@ class TextToImagePipeline(DiffusionPipeline):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "TextToImagePipeline":
-        """diffusers' loading, plus the model's saved sampling defaults (`sampling_defaults`)."""
+        """diffusers' loading, plus the model's saved sampling defaults (`sampling_defaults`).
+
+        A local folder is first checked for anything that would run its author's code (`refuse_foreign_code`),
+        and weights are read from safetensors only."""
+        if Path(pretrained_model_name_or_path).is_dir():
+            refuse_foreign_code(Path(pretrained_model_name_or_path))
+        kwargs.setdefault("use_safetensors", True)  # never fall back to unpickling a .bin
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         pipe.sample_defaults = sampling_defaults(pretrained_model_name_or_path)
         return pipe
@@ -130,3 +138,37 @@ class TextToImagePipeline(DiffusionPipeline):
                 images = self.numpy_to_pil(images)
         self.maybe_free_model_hooks()
         return ImagePipelineOutput(images=images) if return_dict else (images,)
+
+
+# Files that unpickle when loaded, and so can run code of whoever wrote them: a model folder must hold safetensors.
+PICKLED = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
+LIBRARIES = ("diffusers", "transformers")  # where model_index.json may take its components' classes from
+
+
+def refuse_foreign_code(folder: Path) -> None:
+    """A UserError naming the first thing in a pipeline FOLDER that loading would execute: a Python file (custom
+    components or pipelines), a component class from another library, an `auto_map` (remote code), or pickled
+    weights. Our own export holds none of them; a folder from elsewhere that does is refused, never run."""
+    fix = "use a model folder exported by `gen train` (safetensors weights, no code)"
+    for path in sorted(folder.rglob("*")):
+        if path.suffix == ".py":
+            raise UserError(f"{path}: the model folder holds Python code, which roundtrip never runs; {fix}")
+        if path.suffix in PICKLED:
+            raise UserError(f"{path}: pickled weights are refused (unpickling can run code); {fix}")
+    for config in [folder / "model_index.json", *sorted(folder.glob("*/config.json"))]:
+        if not config.is_file():
+            continue
+        try:
+            data = json.loads(config.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise UserError(f"{config} is not readable JSON ({first_line(err)}); {fix}") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{config} is not a JSON object; {fix}")
+        if "auto_map" in data:
+            raise UserError(f"{config} asks for remote code (auto_map), which roundtrip never runs; {fix}")
+        if config.name == "model_index.json":
+            for name, entry in data.items():
+                if isinstance(entry, list) and entry and entry[0] not in LIBRARIES:
+                    raise UserError(f"{config}: component {name!r} comes from {entry[0]!r}, not diffusers or "
+                                    f"transformers; roundtrip never loads custom components; {fix}")
+

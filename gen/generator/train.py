@@ -13,15 +13,16 @@ from transformers import GPT2Model
 
 from gen.core import config as config_io
 from gen.core.config import GenConfig
+from gen.core.errors import ConfigError
 from gen.core.model_card import write_model_card
 from gen.core.outputs import atomic_dir
-from gen.data import ImageCaptionDataset, SkipLog, read_records
+from gen.data import ImageCaptionDataset, SkipLog
 from gen.data.tokenizer import adopt_tokenizer, tokenize
 from gen.generator.diffusion import noise_scheduler, sampling_scheduler, training_losses
 from gen.generator.pipeline import TextToImagePipeline, unet_conditioning
 from gen.generator.text import StateCache, build_text_model, encode, is_frozen
 from gen.training.checkpoint import run_dir_for
-from gen.training.run import train_in_run_dir
+from gen.training.run import check_enough_data, read_training_records, train_in_run_dir
 from gen.training.rundir import tokenizer_of
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,10 @@ def build_unet(cfg: GenConfig, cross_attention_dim: int) -> UNet2DConditionModel
     kwargs = {"in_channels": 3, "out_channels": 3, "sample_size": cfg.data.resolution, **cfg.unet}
     if kwargs.get("class_embed_type") == "projection":  # pooled text summary, see pipeline.unet_conditioning
         kwargs.setdefault("projection_class_embeddings_input_dim", cross_attention_dim)
-    return UNet2DConditionModel(**kwargs, cross_attention_dim=cross_attention_dim)
+    try:
+        return UNet2DConditionModel(**kwargs, cross_attention_dim=cross_attention_dim)
+    except (TypeError, ValueError) as err:  # the unet section goes to diffusers as it is: its refusal names the key
+        raise ConfigError(f"the unet section cannot build a UNet2DConditionModel: {err}") from None
 
 
 class GenTask:
@@ -64,10 +68,11 @@ class GenTask:
     def __init__(self, cfg: GenConfig, run_dir: Path, resume_from: Path | None = None) -> None:
         self.cfg, self.run_dir = cfg, run_dir
         self.skips = SkipLog()
-        records = read_records(cfg.data, default_dir=run_dir, skips=self.skips)
+        records = read_training_records(cfg.data, run_dir, self.skips)
         self.dataset = ImageCaptionDataset(records, cfg.data.resolution, cfg.data.hflip, cfg.data.preload, self.skips)
         from gen.data.check import format_summary  # the data check's summary, before any step is spent on the data
         log.info(format_summary(self.skips, self.dataset.usable()))
+        check_enough_data(self.dataset, self.skips, cfg.train.batch_size)
         texts = [t for r in records for t in r.texts]
         tokenizer, text_encoder = build_text_model(cfg.text, texts)
         if resume_from is not None and not cfg.text.pretrained:

@@ -53,10 +53,27 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class RunDirLock:
-    """RUN_DIR/.lock, created exclusively, holding {"pid", "host", "started"} of the process that trains there.
+def process_start_time(pid: int) -> int | None:
+    """When process PID started, in clock ticks since boot (field 22 of Linux's /proc/PID/stat); None where there is
+    no /proc or PID is gone. A pid and its start time name one process: a pid alone may be reused by another."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 2 is the command name in parentheses and may itself hold spaces or ")": count from the last ")".
+    after_name = stat.rpartition(")")[2].split()
+    try:
+        return int(after_name[22 - 3])
+    except (IndexError, ValueError):
+        return None
 
-    A lock whose pid is dead on this host is stale (a killed run) and is taken over with a warning. A lock
+
+class RunDirLock:
+    """RUN_DIR/.lock, created exclusively, holding {"pid", "host", "started"} of the process that trains there, and
+    on Linux its "start_time" (process_start_time).
+
+    A lock whose pid is dead on this host is stale (a killed run) and is taken over with a warning; so is one whose
+    pid is alive but started at another time than the lock says (the pid was reused by an unrelated process). A lock
     from another host cannot be checked, so it is refused with the command that removes it. Two processes
     taking over the same stale lock within microseconds could both succeed; an flock would close that
     window but does not work on every network file system, and a pid in a file is what a user can read.
@@ -64,7 +81,10 @@ class RunDirLock:
 
     def __init__(self, run_dir: str | Path) -> None:
         self.path = Path(run_dir) / LOCK_NAME
-        self.mine = {"pid": os.getpid(), "host": socket.gethostname()}
+        self.mine: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname()}
+        start_time = process_start_time(os.getpid())
+        if start_time is not None:
+            self.mine["start_time"] = start_time
 
     def _create(self) -> bool:
         try:
@@ -95,10 +115,14 @@ class RunDirLock:
         if holder.get("host") != self.mine["host"]:
             raise RunDirBusy(f"{busy} by {who}; this host cannot check that process: if it has ended, "
                              f"delete {self.path}, or pass another --out")
+        gone = "is gone"
         if _pid_alive(holder["pid"]):
-            raise RunDirBusy(f"{busy} by a running process ({who}); wait for it to finish, stop it, "
-                             f"or pass another --out")
-        log.warning("taking over the lock of %s: its process (%s) is gone", self.path.parent, who)
+            recorded, now = holder.get("start_time"), process_start_time(holder["pid"])
+            if recorded is None or now is None or recorded == now:  # without both times, today's answer: busy
+                raise RunDirBusy(f"{busy} by a running process ({who}); wait for it to finish, stop it, "
+                                 f"or pass another --out")
+            gone = f"is gone (pid {holder['pid']} now belongs to another process, started at another time)"
+        log.warning("taking over the lock of %s: its process (%s) %s", self.path.parent, who, gone)
         self.path.unlink(missing_ok=True)
         if not self._create():
             raise RunDirBusy(f"{busy}: another process took over its stale lock just now; pass another --out")
@@ -171,6 +195,22 @@ def start_run(run_dir: Path, resume: str | None = None, overwrite: bool = False)
     finally:
         if lock is not None:
             lock.release()
+
+
+@contextmanager
+def undone_on_failure(run_dir: Path) -> Iterator[None]:
+    """Remove the run outputs (RUN_OUTPUTS) that this block created if it fails, so that a start which cannot
+    begin training (bad data, a model the config cannot build) leaves no tokenizer/ or logs/ that would make
+    the corrected rerun look like an earlier run. What was there before the block is never touched."""
+    before = {name for name in RUN_OUTPUTS if (run_dir / name).exists()}
+    try:
+        yield
+    except BaseException:
+        if process_state().is_main_process:
+            for name in RUN_OUTPUTS:
+                if name not in before:
+                    remove_path(run_dir / name)
+        raise
 
 
 def confirm_resume(run_dir: Path, checkpoint: Path | None, model: torch.nn.Module,
