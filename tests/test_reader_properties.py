@@ -14,7 +14,9 @@ from gen.data import DataError, SkipLog, read_coco, read_folder
 from gen.data.check import check_folder
 
 # Few examples and no per-example deadline: the suite runs on 2 busy cores, and each example touches the disk.
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI sees the same examples every run, so a red build is reproducible; run with
+# --hypothesis-seed=random (or a larger max_examples) to search further.
+FAST = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 # Text with everything JSON can carry, lone surrogates and control characters included.
 TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)

@@ -223,3 +223,10 @@ def test_a_one_line_error_escapes_control_characters_it_quotes(capsys):
     assert run_cli(argparse.ArgumentParser(), fail, []) == 2
     err = capsys.readouterr().err
     assert err == "error: bad name 'x\\x1b]0;TITLE\\x07\\x1b[2J' in the data set\n"
+
+
+def test_a_bare_carriage_return_does_not_end_a_metadata_line(tmp_path):
+    (tmp_path / "metadata.jsonl").write_bytes(b'not json\rstill the same line\n{"file_name": "a.png"')
+    skips = SkipLog(warn=False)
+    assert read_folder(tmp_path, split=None, skips=skips) == []
+    assert sum(skips.counts.values()) == 2  # two lines, both unusable: JSON Lines ends a line at "\n" only

@@ -119,7 +119,7 @@ def split_lines(text: str) -> list[str]:
 def read_prompts(path: str | Path) -> list[str]:
     """One prompt per non-empty line; lines end at "\\n" only (splitlines also cuts at U+2028 or a form feed)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_bytes().decode("utf-8")  # bytes: text mode would also end lines at a bare "\r"
     except UnicodeDecodeError as err:
         raise UserError(f"prompts file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     return [line.strip() for line in split_lines(text) if line.strip()]
@@ -136,7 +136,8 @@ def read_folder(folder: str | Path, split: str | None = None, skips: SkipLog | N
         raise DataError(f"{meta_file}: {problem}; it must be a text file of JSON rows")
     skips = skips if skips is not None else SkipLog()
     records: list[Record] = []
-    for lineno, line in enumerate(split_lines(meta_file.read_text(encoding="utf-8", errors="replace")), 1):
+    # Decoded from bytes, not read as text: text mode also ends a line at a bare "\r", which JSON Lines does not.
+    for lineno, line in enumerate(split_lines(meta_file.read_bytes().decode("utf-8", errors="replace")), 1):
         if not line.strip():
             continue
         try:
