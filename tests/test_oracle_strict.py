@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from gen.domains.shapes.prototypes import fit_box, prototype, shape_fits
-from gen.domains.shapes.renders import renders_verdicts
 from gen.domains.shapes.world import BACKGROUND, COLORS, ShapeSpec, check_strict, render
-from gen.evaluate.oracle import oracle_accuracy
+from gen.domains import SHAPES
+from gen.evaluate.oracle import oracle_accuracy, renders_verdicts
 
 
 def blob(size: int = 32, power: float = 2.0, centre=(0.5, 0.5), side: float = 0.4,
@@ -55,7 +55,7 @@ def test_each_prototype_fits_itself_best():
 
 def test_renders_are_right_at_least_995_in_1000():
     # docs/judge.md: 2000 of 2000 renders at 32 px (`python -m gen oracle-renders --count 2000`).
-    rates = renders_verdicts(300, size=32, seed=1)
+    rates = renders_verdicts(SHAPES, 300, size=32, seed=1)
     assert rates["all"]["right"] >= 0.995, rates
     assert rates["all"]["wrong"] == 0.0
 
