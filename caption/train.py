@@ -19,11 +19,11 @@ from gen.core import config as config_io
 from gen.core.config import DataConfig, TrainConfig
 from gen.core.model_card import write_model_card
 from gen.core.outputs import atomic_dir
-from gen.data import ImageCaptionDataset, Record, SkipLog, collate
+from gen.data import ImageCaptionDataset, Record, SkipLog, collate, read_records
 from gen.data.check import format_summary
 from gen.data.tokenizer import adopt_tokenizer, load_tokenizer, tokenize, train_tokenizer
 from gen.training.checkpoint import run_dir_for
-from gen.training.run import check_enough_data, read_training_records, train_in_run_dir
+from gen.training.run import check_enough_data, train_in_run_dir
 from gen.training.rundir import tokenizer_of
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class CaptionTask:
         self.cfg, self.run_dir, self.skips = cfg, run_dir, SkipLog()
         self.domain = domains.get(domains.of_data(cfg.data.source, cfg.data.path))
         self.lr_scale: dict[str, float] = {}
-        records = read_training_records(cfg.data, run_dir, self.skips, all_splits=True)
+        records = read_records(cfg.data, default_dir=run_dir, skips=self.skips, all_splits=True)
         parts = split_records(records, cfg.eval)
         res, pre = cfg.data.resolution, cfg.data.preload
         self.dataset = ImageCaptionDataset(parts["train"], res, cfg.data.hflip, pre, self.skips)

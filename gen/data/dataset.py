@@ -20,7 +20,7 @@ from gen import domains
 from gen.core.config import DataConfig
 from gen.core.terminal import printable
 from gen.data.images import UNREADABLE, decode_rgb, open_image, skip_reason
-from gen.data.records import Record, SkipLog, label_of, read_coco, read_folder
+from gen.data.records import DataError, Record, SkipLog, label_of, read_coco, read_folder
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ def only_labels(records: list[Record], labels: Sequence[str]) -> list[Record]:
     found = [label_of(r) for r in records]
     missing = wanted - set(found)
     if missing:
-        raise ValueError(f"data.labels names {len(missing)} label(s) no row has, e.g. {sorted(missing)[:3]}")
+        raise DataError(f"data.labels names {len(missing)} label(s) no row has, e.g. {sorted(missing)[:3]}; fix "
+                        "data.labels or point data.path at the data set that has them")
     return [r for r, label in zip(records, found) if label in wanted]
 
 

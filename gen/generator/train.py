@@ -16,13 +16,13 @@ from gen.core.config import GenConfig
 from gen.core.errors import ConfigError
 from gen.core.model_card import write_model_card
 from gen.core.outputs import atomic_dir
-from gen.data import ImageCaptionDataset, SkipLog
+from gen.data import ImageCaptionDataset, SkipLog, read_records
 from gen.data.tokenizer import adopt_tokenizer, tokenize
 from gen.generator.diffusion import noise_scheduler, sampling_scheduler, training_losses
 from gen.generator.pipeline import TextToImagePipeline, unet_conditioning
 from gen.generator.text import StateCache, build_text_model, encode, is_frozen
 from gen.training.checkpoint import run_dir_for
-from gen.training.run import check_enough_data, read_training_records, train_in_run_dir
+from gen.training.run import check_enough_data, train_in_run_dir
 from gen.training.rundir import tokenizer_of
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class GenTask:
     def __init__(self, cfg: GenConfig, run_dir: Path, resume_from: Path | None = None) -> None:
         self.cfg, self.run_dir = cfg, run_dir
         self.skips = SkipLog()
-        records = read_training_records(cfg.data, run_dir, self.skips)
+        records = read_records(cfg.data, default_dir=run_dir, skips=self.skips)
         self.dataset = ImageCaptionDataset(records, cfg.data.resolution, cfg.data.hflip, cfg.data.preload, self.skips)
         from gen.data.check import format_summary  # the data check's summary, before any step is spent on the data
         log.info(format_summary(self.skips, self.dataset.usable()))

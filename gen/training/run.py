@@ -4,7 +4,6 @@ gen/generator/train.py and caption/train.py differ only in the task they build; 
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,7 +14,7 @@ from gen.core.config import DataConfig
 from gen.core.errors import ConfigError, DataError
 from gen.core.outputs import atomic_write_text, dumps
 from gen.core.processes import process_state
-from gen.data import ImageCaptionDataset, Record, SkipLog, only_labels, read_records
+from gen.data import ImageCaptionDataset, SkipLog
 from gen.training.engine import Task, fit
 from gen.training.rundir import confirm_resume, start_run, undone_on_failure
 from gen.training.train_step import param_groups
@@ -51,19 +50,6 @@ def check_data_source(data: DataConfig) -> None:
         raise ConfigError(f"data.source={data.source} needs data.path: {what} (--set data.path=...)")
     if data.source == "hf" and not (data.path or data.name):
         raise ConfigError("data.source=hf needs data.path (a save_to_disk folder or parquet) or data.name (hub)")
-
-
-def read_training_records(data: DataConfig, run_dir: Path, skips: SkipLog, all_splits: bool = False) -> list[Record]:
-    """The task's records (gen.data.read_records); `data.labels` naming a label no row has is a DataError line,
-    not a ValueError traceback, since it is a typo in the config or the wrong data set."""
-    records = read_records(dataclasses.replace(data, labels=None), default_dir=run_dir, skips=skips,
-                           all_splits=all_splits)
-    if data.labels is None:
-        return records
-    try:
-        return only_labels(records, data.labels)
-    except ValueError as err:
-        raise DataError(f"{err}; fix data.labels or point data.path at the data set that has them") from None
 
 
 def check_enough_data(dataset: ImageCaptionDataset, skips: SkipLog, batch_size: int) -> None:
