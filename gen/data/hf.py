@@ -156,8 +156,13 @@ def records_of(ds: Any, cfg: DataConfig, split: str | None, where: str, skips: S
 def _check_column_types(features: Any, cfg: DataConfig, where: str, datasets: Any) -> None:
     """A DataError naming the first configured column whose type cannot be what it is used for: every row of it
     would be skipped, or break the label lookups, so the whole data set is the mistake, not one row."""
+    # List and LargeList are datasets >= 4's list features; older releases (the extra allows >= 2.18) have Sequence.
+    lists = tuple(t for t in (getattr(datasets, n, None) for n in ("List", "LargeList", "Sequence")) if isinstance(t, type))
+
     def text(feature: Any) -> bool:
-        if isinstance(feature, (datasets.List, datasets.LargeList)):
+        if isinstance(feature, list) and len(feature) == 1:  # [Value("string")]: a list column in older releases
+            return text(feature[0])
+        if isinstance(feature, lists):
             return text(feature.feature)
         return isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
 
