@@ -40,11 +40,20 @@ def plausible_values(reading: Reading | None, vocabulary: Mapping[str, Sequence[
     """Per attribute, every value the pixels leave open; all of `vocabulary` when there is not exactly one object."""
     if reading is None or reading.blobs != 1:
         return {attribute: list(values) for attribute, values in vocabulary.items()}
-    nearest = min(reading.color_distances.values())
-    colors = [c for c, d in reading.color_distances.items() if nearest >= COLOR_RATIO * d]
-    best = max(reading.shape_fits.values())
-    shapes = [s for s, f in reading.shape_fits.items() if f >= best - SHAPE_MARGIN or best < MIN_SHAPE_FIT]
-    return {"color": colors, "shape": shapes, "position": _plausible_positions(*reading.offset)}
+    return {"color": plausible_colors(reading.color_distances), "shape": plausible_shapes(reading.shape_fits),
+            "position": _plausible_positions(*reading.offset)}
+
+
+def plausible_colors(distances: Mapping[str, float]) -> list[str]:
+    """The palette colours within COLOR_RATIO of the nearest one (one, for a clean render)."""
+    nearest = min(distances.values())
+    return [c for c, d in distances.items() if nearest >= COLOR_RATIO * d]
+
+
+def plausible_shapes(fits: Mapping[str, float]) -> list[str]:
+    """The shapes whose prototype fits within SHAPE_MARGIN of the best; all of them when none fits well."""
+    best = max(fits.values())
+    return [s for s, f in fits.items() if f >= best - SHAPE_MARGIN or best < MIN_SHAPE_FIT]
 
 
 def _plausible_positions(dx: float, dy: float, directions: int = 16) -> list[str]:

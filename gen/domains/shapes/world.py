@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -17,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from tqdm import tqdm
 
 from gen.core.english import article
+from gen.domains import drawn
 from gen.domains.base import RIGHT, UNSURE, VERDICTS, WRONG, Verdict
 from gen.domains.shapes.oracle import read_object, read_scene
 from gen.domains.shapes.verdict import verdict_for
@@ -42,6 +41,7 @@ __all__ = [
     "caption",
     "check",
     "check_strict",
+    "draw_shape",
     "ensure_dataset",
     "heldout_combinations",
     "is_complete",
@@ -176,15 +176,21 @@ def _draw(draw: ImageDraw.ImageDraw, obj: ShapeSpec, big: int, rng: np.random.Ge
     # Whole supersampled pixels, as PIL rounds anyway; it also fills the end one, hence - 1.
     x0, y0 = round((cx - half) * big), round((cy - half) * big)
     x1, y1 = round((cx + half) * big) - 1, round((cy + half) * big) - 1
-    fill = COLORS[obj.color]
-    if obj.shape == "circle":
+    draw_shape(draw, obj.shape, COLORS[obj.color], (x0, y0, x1, y1))
+
+
+def draw_shape(draw: ImageDraw.ImageDraw, shape: str, fill: tuple[int, int, int],
+               box: tuple[int, int, int, int]) -> None:
+    """One shape filling the pixel box (x0, y0, x1, y1), both ends included (PIL's convention)."""
+    x0, y0, x1, y1 = box
+    if shape == "circle":
         draw.ellipse((x0, y0, x1, y1), fill=fill)
-    elif obj.shape == "square":
+    elif shape == "square":
         draw.rectangle((x0, y0, x1, y1), fill=fill)
-    elif obj.shape == "triangle":  # apex up, base as wide as it is tall
+    elif shape == "triangle":  # apex up, base as wide as it is tall
         draw.polygon([((x0 + x1) / 2, y0), (x1, y1), (x0, y1)], fill=fill)
     else:
-        raise ValueError(f"unknown shape {obj.shape!r}")
+        raise ValueError(f"unknown shape {shape!r}")
 
 
 def phrasings(objects: Sequence[ShapeSpec]) -> list[str]:
@@ -245,25 +251,14 @@ def check_strict(image, text: str) -> Verdict:
 def make_dataset(
     out: str | Path, count: int, size: int = 32, seed: int = 0, val_fraction: float = 0.05
 ) -> Path:
-    """Write OUT/images/NNNNNN.png, OUT/heldout.json, OUT/info.json and, last, OUT/metadata.jsonl.
-
-    metadata.jsonl appears only when every image is written (an atomic rename) and info.json records the row
-    count, so an interrupted build is never read as a smaller finished one (`is_complete`).
-    """
-    out = Path(out)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    for marker in ("metadata.jsonl", "info.json"):  # rebuilding over an old set: unfinished until the end
-        (out / marker).unlink(missing_ok=True)
+    """Write OUT/images/NNNNNN.png, OUT/heldout.json, OUT/info.json and, last, OUT/metadata.jsonl (drawn.write_set:
+    an interrupted build is never read as a smaller finished one)."""
     held = heldout_combinations(seed)
     plan = _plan(count, held, seed, val_fraction)
-    partial = out / "metadata.jsonl.partial"
-    with open(partial, "w") as rows:
-        for index, (spec, split) in enumerate(tqdm(plan, desc="shapes", unit="img")):
-            rows.write(json.dumps(_write_example(out, index, spec, split, size, seed)) + "\n")
-    (out / "heldout.json").write_text(json.dumps([c.as_dict() for c in held], indent=1))
+    rows = (lambda out, i=i, spec=spec, split=split: _write_example(out, i, spec, split, size, seed)
+            for i, (spec, split) in enumerate(plan))
     info = {
         "domain": "shapes",  # what `caption score` reads to check prompts with the oracle (gen/domains/)
-        "count": count,
         "size": size,
         "seed": seed,
         "val_fraction": val_fraction,
@@ -272,42 +267,18 @@ def make_dataset(
         "positions": POSITIONS,
         "background": BACKGROUND,
     }
-    (out / "info.json").write_text(json.dumps(info, indent=1))
-    os.replace(partial, out / "metadata.jsonl")
-    return out
-
-
-def _info(folder: Path) -> dict | None:
-    """info.json of a finished build: its count equals metadata.jsonl's rows; else None."""
-    info_file, meta_file = folder / "info.json", folder / "metadata.jsonl"
-    if not (info_file.is_file() and meta_file.is_file()):  # is_file(): a FIFO is never opened
-        return None
-    try:
-        info = json.loads(info_file.read_text())
-        rows = sum(1 for line in meta_file.read_text(encoding="utf-8").split("\n") if line.strip())
-    except (OSError, ValueError):
-        return None
-    return info if isinstance(info, dict) and info.get("count") == rows else None
+    extra = {"heldout.json": json.dumps([c.as_dict() for c in held], indent=1)}
+    return drawn.write_set(out, rows, count, info, extra, desc="shapes")
 
 
 def is_complete(folder: str | Path) -> bool:
     """Whether `folder` holds a finished make_dataset build (not one interrupted half-way)."""
-    return _info(Path(folder)) is not None
+    return drawn.is_complete(folder)
 
 
 def ensure_dataset(folder: str | Path, count: int, size: int = 32, seed: int = 0) -> Path:
     """Build the shapes set in `folder` unless a finished one is there; an unfinished one is rebuilt."""
-    folder = Path(folder)
-    info = _info(folder)
-    if info is None:
-        if (folder / "metadata.jsonl").exists() or (folder / "metadata.jsonl.partial").exists():
-            log.warning("%s holds an unfinished shapes build; rebuilding it (%d images)", folder, count)
-        return make_dataset(folder, count=count, size=size, seed=seed)
-    asked, held = (count, size, seed), (info.get("count"), info.get("size"), info.get("seed"))
-    if asked != held:  # a finished set is data someone may rely on: use it, loudly, rather than overwrite it
-        log.warning("%s holds a finished shapes set (count, size, seed) = %s, not the %s asked for; using it "
-                    "(delete the folder to rebuild)", folder, held, asked)
-    return folder
+    return drawn.ensure(folder, count, size, seed, make_dataset, "shapes")
 
 
 def _plan(
@@ -333,9 +304,7 @@ def _balanced(combos: Sequence[ShapeSpec], n: int, rng: np.random.Generator) -> 
     return [combos[i] for i in rng.permutation(np.resize(np.arange(len(combos)), n))]
 
 
-def _write_example(
-    out: Path, index: int, spec: ShapeSpec, split: str, size: int, seed: int
-) -> dict:
+def _write_example(out: Path, index: int, spec: ShapeSpec, split: str, size: int, seed: int) -> dict:
     """Render and save one image; its own generator makes it reproducible from (seed, index)."""
     rng = np.random.default_rng([seed, index])
     name = f"images/{index:06d}.png"
