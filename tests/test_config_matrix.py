@@ -130,7 +130,7 @@ def test_schedule_choices_are_the_ones_the_noise_schedule_builds():
     ("caption", ["model.decoder.n_head=3"], "model.decoder.n_embd=32 must be a multiple of model.decoder.n_head=3"),
     ("caption", ["model.encoder.depth=7"], "model.encoder.depth=7 is not a choice: it must be 18, 34 or 50"),
     ("gen", ["diffusion.schedule=bogus"], "diffusion.schedule='bogus' is not a choice"),
-    ("gen", ["data.source=bogus"], "data.source='bogus' is not a choice: it must be folder, coco, hf or shapes"),
+    ("gen", ["data.source=bogus"], "data.source='bogus' is not a choice: it must be folder, coco, hf, shapes or scenes"),
     ("gen", ["data.source=folder"], "data.source=folder needs data.path"),
     ("caption", ["data.source=coco"], "data.source=coco needs data.path"),
     ("gen", ["data.source=hf"], "data.source=hf needs data.path"),

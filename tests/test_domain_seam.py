@@ -22,7 +22,8 @@ SHAPES = domains.get("shapes")
 # Generic modules: none of them may spell out the shapes world's attributes (they come from Domain.attributes).
 GENERIC = ["gen/evaluate/oracle.py", "gen/data/dataset.py", "gen/core/config.py", "caption/train.py",
            *(f"caption/evaluation/{n}.py" for n in ("score", "oracle_agreement", "best_of_n", "meta_eval",
-                                                   "meta_eval_generated")),
+                                                   "meta_eval_generated", "tasks", "geneval")),
+           "gen/evaluate/geneval.py", "gen/evaluate/geneval_command.py",
            *(f"caption/judge/{n}.py" for n in ("attribute_probs", "negatives", "labels", "scorer"))]
 
 
@@ -34,9 +35,9 @@ def test_a_generic_module_names_no_attribute_of_a_world(path):
 
 
 def test_the_plain_world_draws_no_scenes_and_the_error_names_those_that_do():
-    assert domains.generating() == ["shapes"]
+    assert domains.generating() == ["shapes", "scenes"]
     assert domains.draws_scenes(SHAPES) and not domains.draws_scenes(domains.PLAIN)
-    with pytest.raises(UserError, match=r"the plain domain cannot render scenes: .*\(domains that do: shapes\)"):
+    with pytest.raises(UserError, match=r"the plain domain cannot render scenes: .*\(domains that do: shapes, scenes\)"):
         domains.scenes(domains.PLAIN, "render scenes")
     with pytest.raises(UserError, match="the plain domain cannot render"):
         renders_verdicts(domains.PLAIN, 4)
@@ -121,5 +122,5 @@ def test_a_source_naming_a_domain_writes_its_data_from_data_generate(tmp_path):
     assert len(read_records(cfg, all_splits=True)) == 12
     info = json.loads((tmp_path / "data" / "info.json").read_text())
     assert (info["domain"], info["count"], info["size"], info["seed"]) == ("shapes", 12, 8, 3)
-    with pytest.raises(ValueError, match="data.source must be folder, coco, hf or shapes, not 'plain'"):
+    with pytest.raises(ValueError, match="data.source must be folder, coco, hf, shapes or scenes, not 'plain'"):
         read_records(DataConfig(source="plain"))

@@ -6,6 +6,8 @@ import json
 import numpy as np
 import pytest
 
+from gen import domains
+
 from caption.__main__ import main as caption_main
 from caption.evaluation.meta_eval_generated import Level, best_of_n, meta_eval_generated
 from caption.evaluation.metrics import bootstrap_stat
@@ -163,7 +165,7 @@ def test_verdicts_in_the_report_are_the_oracles(gen_run, captioner_dir):
 
     pipe = load_generator(gen_run / "model", device="cpu")
     images = pipe(["a red circle on the left"] * 2, num_inference_steps=2).images
-    rows = judged_rows(Judge(captioner_dir, device="cpu"), images, ["a red circle on the left"] * 2)
+    rows = judged_rows(Judge(captioner_dir, device="cpu"), images, ["a red circle on the left"] * 2, domains.SHAPES)
     for image, r in zip(images, rows):
         verdict = check_strict(image, "a red circle on the left")
         assert r["verdict"] == verdict.attributes and r["shape_margin"] == verdict.shape_margin

@@ -1,6 +1,6 @@
 """Which world a folder or a model belongs to: the registry of domains and info.json declarations.
 
-Two domains: plain (any captions) and shapes (shapes/). A folder declares its domain in info.json
+Three domains: plain (any captions), shapes (shapes/: one object) and scenes (scenes/: 1–4 objects). A folder declares its domain in info.json
 ({"domain": "shapes"}): `gen make-shapes` writes one, and `gen sample` writes its generator's (from the
 model's saved config). An undeclared folder is plain.
 """
@@ -14,13 +14,14 @@ from gen.core.config import read_saved
 from gen.core.errors import UserError
 from gen.core.outputs import atomic_write_text, dumps
 from gen.domains.base import Domain, Plain, Scenes
+from gen.domains.scenes import MultiObjectScenes
 from gen.domains.shapes import Shapes
 
 log = logging.getLogger(__name__)
 INFO = "info.json"  # a folder's description; its "domain" key names the folder's domain
 
 
-DOMAINS: dict[str, Domain] = {"plain": Plain(), "shapes": Shapes()}
+DOMAINS: dict[str, Domain] = {"plain": Plain(), "shapes": Shapes(), "scenes": MultiObjectScenes()}
 PLAIN, SHAPES = DOMAINS["plain"], DOMAINS["shapes"]
 # base.Scenes's methods, checked by name: the capability is optional, so no class has to declare it.
 SCENE_METHODS = ("make_dataset", "ensure_dataset", "eval_prompts", "renders", "scene", "corrupt")
