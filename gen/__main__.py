@@ -1,4 +1,4 @@
-"""python -m gen {train, sample, make-shapes, prepare, evaluate, oracle, oracle-renders, check-data, sweep,
+"""python -m gen {train, sample, make-shapes, prepare, evaluate, oracle, oracle-renders, geneval, binding, check-data, sweep,
 bench}: parse arguments, call one function."""
 from __future__ import annotations
 
@@ -80,6 +80,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=32, help="render side in pixels (default 32)")
     p.add_argument("--seed", type=int, default=1, help="renders of seed 0 are the demo's training set")
 
+    p = sub.add_parser("geneval", parents=common,
+                       help="GenEval's per-task accuracy of a scenes model by the pixel oracle (or of clean renders)")
+    p.add_argument("model_dir", nargs="?", help="a scenes generator model folder; omit it with --renders")
+    p.add_argument("--renders", action="store_true", help="judge clean renders of the prompts instead of a model")
+    p.add_argument("--prompts", help="a benchmark prompt file (JSONL rows prompt/task/unseen; default: the committed one)")
+    p.add_argument("--images-per-prompt", type=int, default=4, help="images per prompt (default 4, as GenEval)")
+    p.add_argument("--steps", type=int, help="sampler steps (default: the model's sample.steps)")
+    p.add_argument("--guidance", type=float, help="guidance scale (default: the model's sample.guidance)")
+    p.add_argument("--seed", type=int, default=0, help="image i has seed SEED + i")
+    p.add_argument("--batch-size", type=int, default=64, help="images sampled at once (default 64)")
+    p.add_argument("--size", type=int, default=48, help="render side with --renders (default 48)")
+    p.add_argument("--limit", type=int, help="only the first N prompts of each task (a quick look)")
+    add_device_flag(p)
+    p.add_argument("--out", required=True, help="the folder to write: samples/, geneval.json, geneval.md, grids")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier `gen geneval` in --out")
+
+    p = sub.add_parser("binding", parents=common,
+                       help="swap rates of a scenes model: do swapped colour words (or a flipped relation) swap the image")
+    p.add_argument("model_dir", help="a scenes generator model folder")
+    p.add_argument("--images-per-prompt", type=int, default=2, help="image pairs per prompt pair (default 2)")
+    p.add_argument("--steps", type=int, help="sampler steps (default: the model's sample.steps)")
+    p.add_argument("--guidance", type=float, help="guidance scale (default: the model's sample.guidance)")
+    p.add_argument("--seed", type=int, default=0, help="pair i's images have seeds SEED + i*N + k")
+    p.add_argument("--batch-size", type=int, default=64, help="images sampled at once (default 64)")
+    add_device_flag(p)
+    p.add_argument("--out", help="also write the report to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
     p = sub.add_parser("check-data", parents=common, help="list every problem of a metadata.jsonl data set, with its row")
     p.add_argument("folder", help="the data-set folder (with metadata.jsonl)")
 
@@ -145,6 +173,28 @@ def _run(args: argparse.Namespace) -> int:
         from gen.evaluate.oracle import renders_verdicts
 
         print(dumps(renders_verdicts(domains.get("shapes"), args.count, args.size, args.seed), indent=2))
+    elif args.command == "geneval":
+        from gen.core.errors import UserError
+        from gen.evaluate.geneval_command import geneval
+
+        if (args.model_dir is None) == (not args.renders):
+            raise UserError("gen geneval: give a MODEL_DIR, or --renders to judge clean renders (not both)")
+        report = geneval(args.out, args.model_dir, args.prompts, args.images_per_prompt, args.steps, args.guidance,
+                         args.seed, args.batch_size, resolve_device(args.device) if args.model_dir else None,
+                         args.size, args.overwrite, limit=args.limit)
+        print(report["table"])
+    elif args.command == "binding":
+        from gen.core.outputs import atomic_write_text, dumps, refuse_existing
+        from gen.evaluate.binding import binding_swaps, markdown as binding_markdown
+
+        if args.out and not args.overwrite:
+            refuse_existing([Path(args.out)], "gen binding")
+        report = binding_swaps(args.model_dir, per_prompt=args.images_per_prompt, steps=args.steps,
+                               guidance=args.guidance, seed=args.seed, batch_size=args.batch_size,
+                               device=resolve_device(args.device))
+        if args.out:
+            atomic_write_text(args.out, dumps(report, indent=1) + "\n")
+        print(binding_markdown(report))
     elif args.command == "check-data":
         from gen.data.check import run
 
