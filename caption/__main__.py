@@ -1,4 +1,4 @@
-"""python -m caption {train, describe, score, search, meta-eval, demo}: parse arguments, call one function."""
+"""python -m caption {train, describe, score, search, meta-eval, geneval, demo}: parse arguments, call one function."""
 from __future__ import annotations
 
 import argparse
@@ -94,6 +94,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float,
                    help="with --generated: guidance scale (default: GEN_MODEL's sample.guidance)")
     add_device_flag(p)
+
+    p = sub.add_parser("geneval", parents=common,
+                       help="the judge per GenEval task: R@1 among hard negatives on clean renders and, on generated "
+                            "images, AUROC and calibration against the strict oracle and best-of-N against random")
+    p.add_argument("model_dir", help="a captioner model folder (the model/ of a `caption train` run)")
+    p.add_argument("--out", required=True, help="the folder to write judge.json, judge.md and report.html")
+    p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
+    p.add_argument("--renders", type=int, default=50, help="clean renders per task for R@1 (default 50; 0: none)")
+    p.add_argument("--generated", metavar="GEN_MODEL", help="a `gen train` model folder: sample and judge its images")
+    p.add_argument("--samples", nargs="+", default=[], metavar="DIR",
+                   help="folders of generated images (`gen sample` or `gen geneval` output) to judge as they are")
+    p.add_argument("--checkpoints", nargs="+", default=[], metavar="CKPT",
+                   help="with --generated: checkpoint folders of its run, sampled before the final model")
+    p.add_argument("--steps", help="with --generated: DPM++ step counts, comma-separated (default: GEN_MODEL's "
+                                   "sample.steps)")
+    p.add_argument("--num-per-prompt", type=int, default=4,
+                   help="with --generated: images per prompt and level (default 4, for best-of-4)")
+    p.add_argument("--best-of", type=int, default=4, help="the N of the table's best-of-N column (default 4)")
+    p.add_argument("--prompts", help="with --generated: a prompts file (default: --prompts-per-task of each task)")
+    p.add_argument("--prompts-per-task", type=int, default=8,
+                   help="with --generated and no --prompts: prompts of each task, spread over the benchmark "
+                        "(default 8)")
+    p.add_argument("--seed", type=int, default=1234, help="seed of the renders and of the generated images")
+    p.add_argument("--guidance", type=float,
+                   help="with --generated: guidance scale (default: GEN_MODEL's sample.guidance)")
+    p.add_argument("--domain",  # checked by gen.domains.get, which lists the choices
+                   help="the domain whose tasks are judged (default: GEN_MODEL's, else the captioner's)")
+    _add_views(p)
+    add_device_flag(p)
     return parser
 
 
@@ -133,6 +162,8 @@ def _run(args: argparse.Namespace) -> int:
         run(args.out, args.runs, args.data)
     elif args.command == "meta-eval":
         _meta_eval(args)
+    elif args.command == "geneval":
+        _geneval(args)
     return 0
 
 
@@ -150,16 +181,13 @@ def _meta_eval(args: argparse.Namespace) -> None:
                                device=resolve_device(args.device)), indent=2))
 
 
-def _meta_eval_generated(args: argparse.Namespace) -> None:
-    from caption.demo import demo_prompts
-    from caption.evaluation.meta_eval_generated import markdown, meta_eval_generated
-    from gen.data import read_prompts
-
+def _sampling_arguments(args: argparse.Namespace) -> list[int | None]:
+    """The step counts of --steps ([None]: the model's own, when not given), after checking every sampling flag."""
     try:
-        steps = [int(s) for s in args.steps.split(",")]
+        steps: list[int | None] = [int(s) for s in args.steps.split(",")] if args.steps else [None]
     except ValueError:
         raise UserError(f"--steps must be comma-separated whole numbers, not {args.steps!r}") from None
-    if min(steps) < 1 or args.num_per_prompt < 1:
+    if any(s is not None and s < 1 for s in steps) or args.num_per_prompt < 1:
         raise UserError("--steps and --num-per-prompt must be at least 1")
     if args.seed < 0:  # each level's `gen sample` would refuse it, but only after the judge has loaded
         raise UserError(f"--seed must be a whole number ≥ 0, not {args.seed}")
@@ -167,12 +195,41 @@ def _meta_eval_generated(args: argparse.Namespace) -> None:
         raise UserError(f"--guidance must be a finite number ≥ 0 (1: no guidance), not {args.guidance}")
     if args.checkpoints and not args.generated:
         raise UserError("--checkpoints needs --generated GEN_MODEL, the model folder of their run")
+    return steps
+
+
+def _meta_eval_generated(args: argparse.Namespace) -> None:
+    from caption.demo import demo_prompts
+    from caption.evaluation.meta_eval_generated import images_domain, markdown, meta_eval_generated
+    from caption.evaluation.tasks import task_prompts
+    from caption.judge.negatives import has_tasks
+    from gen.data import read_prompts
+
+    steps = _sampling_arguments(args)
     device = resolve_device(args.device)
-    prompts = read_prompts(args.prompts) if args.prompts else demo_prompts()
+    if args.prompts:
+        prompts = read_prompts(args.prompts)
+    else:  # a domain that poses tasks has its own prompts; the demo's are shapes prompts
+        world = images_domain(args.model_dir, args.generated)
+        prompts = task_prompts(world, 8) if has_tasks(world) else demo_prompts()
     report = meta_eval_generated(args.model_dir, args.generated, prompts, args.checkpoints, steps, args.num_per_prompt,
                                  args.guidance, args.seed, out=args.out, device=device, sample_dirs=args.samples,
                                  views=args.views)
     print(markdown(report))
+
+
+def _geneval(args: argparse.Namespace) -> None:
+    from caption.evaluation.geneval import judge_geneval
+    from caption.evaluation.tasks import markdown_table
+    from gen.data import read_prompts
+
+    steps = _sampling_arguments(args)
+    prompts = read_prompts(args.prompts) if args.prompts else None
+    report = judge_geneval(args.model_dir, args.out, args.generated, args.samples, prompts, args.prompts_per_task,
+                           args.renders, args.checkpoints, steps, args.num_per_prompt, args.best_of, args.guidance,
+                           args.seed, views=args.views, domain=args.domain, device=resolve_device(args.device),
+                           overwrite=args.overwrite)
+    print(markdown_table(report["table"]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,23 +46,36 @@ def ceiling(right: Sequence[bool], n: int) -> float:
     return 1.0 - comb(len(right) - sum(right), n) / comb(len(right), n)
 
 
+def groups_of(rows: Sequence[Mapping[str, Any]], per_prompt: int) -> list[Sequence[Mapping[str, Any]]]:
+    """Rows that come prompt by prompt, `per_prompt` each, cut into one group per prompt (a short tail is dropped)."""
+    return [rows[s:s + per_prompt] for s in range(0, len(rows) - per_prompt + 1, per_prompt)]
+
+
+def group_chances(groups: Sequence[Sequence[Mapping[str, Any]]], n: int) -> dict[str, np.ndarray]:
+    """Per group of one prompt's images ({"overall": the oracle's verdict, and each scorer's score}), the chance that
+    a best-of-n pick by each scorer, by chance, and by the oracle itself is right: {name: (groups,)}."""
+    right = [[r["overall"] == RIGHT for r in g] for g in groups]
+    chances = {"random": np.array([np.mean(rg) for rg in right]),
+               "oracle_ceiling": np.array([ceiling(rg, n) for rg in right])}
+    for name, score in SCORERS.items():
+        chances[name] = np.array([keep_chance([score(r) for r in g], rg, n) for g, rg in zip(groups, right)])
+    return chances
+
+
+def chance_summary(chances: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """{name: {value, low, high, n}} of group_chances' arrays, and each scorer's lift over random, paired by group."""
+    entry = {k: _mean(v) for k, v in chances.items()}
+    for name in SCORERS:
+        entry[f"lift_{name}"] = _mean(chances[name] - chances["random"])
+    return entry
+
+
 def best_of_n(rows: Sequence[Mapping[str, Any]], per_prompt: int,
               counts: Sequence[int] = (1, 2, 4, 8)) -> dict[str, dict[str, Any]]:
     """{N: {scorer: {value, low, high, n}}} for every N ≤ per_prompt; rows come prompt by prompt, `per_prompt`
     each, with `overall` the oracle's verdict (Verdict.overall: RIGHT or not). n counts prompts."""
-    groups = [rows[s:s + per_prompt] for s in range(0, len(rows) - per_prompt + 1, per_prompt)]
-    right = [[r["overall"] == RIGHT for r in g] for g in groups]
-    table: dict[str, dict[str, Any]] = {}
-    for n in (n for n in counts if n <= per_prompt):
-        per_group = {"random": np.array([np.mean(rg) for rg in right]),
-                     "oracle_ceiling": np.array([ceiling(rg, n) for rg in right])}
-        for name, score in SCORERS.items():
-            per_group[name] = np.array([keep_chance([score(r) for r in g], rg, n) for g, rg in zip(groups, right)])
-        entry = {k: _mean(v) for k, v in per_group.items()}
-        for name in SCORERS:
-            entry[f"lift_{name}"] = _mean(per_group[name] - per_group["random"])
-        table[str(n)] = entry
-    return table
+    groups = groups_of(rows, per_prompt)
+    return {str(n): chance_summary(group_chances(groups, n)) for n in counts if n <= per_prompt}
 
 
 def _mean(values: np.ndarray) -> dict[str, Any]:

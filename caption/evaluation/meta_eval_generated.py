@@ -8,7 +8,8 @@ labels every image per attribute with the strict pixel oracle of the images' dom
 and measures the judge against it (caption/evaluation/oracle_agreement.py). Folders of images already generated
 (`gen sample` output) can stand in for, or join, the sampled levels. With several images per prompt it also reports
 best-of-N: the oracle accuracy of the image the judge picks among N, against a random pick
-(caption/evaluation/best_of_n.py).
+(caption/evaluation/best_of_n.py). In a domain that poses tasks (scenes) the judge's probability is that of the whole
+prompt against its hard negatives, and the report adds the judge per task (caption/evaluation/tasks.py).
 """
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ from tqdm.auto import tqdm
 
 from caption.evaluation.best_of_n import best_of_n
 from caption.evaluation.oracle_agreement import ALL, agreement_report
+from caption.judge.negatives import AgainstNegatives, CLAIM, has_tasks
+from caption.evaluation.tasks import (
+    OVERALL,
+    markdown_table,
+    table,
+    task_agreement,
+    task_best_of_n,
+)
 from caption.judge.attribute_probs import attribute_probs
 from caption.judge.judge import Judge
 from gen import domains
@@ -77,22 +86,26 @@ def run_length(prompts: Sequence[str]) -> int:
 
 def judged_rows(judge: Judge, images: Sequence[Image.Image], prompts: Sequence[str],
                 domain: Domain | None = None) -> list[dict[str, Any]]:
-    """Per image: the strict oracle's verdicts and fit margin, and the judge's probabilities and readings.
+    """Per image: the strict oracle's verdicts and fit margin, and the judge's probabilities and readings. In a
+    domain that poses tasks, `prob_all` is the judge's probability of the prompt against its hard negatives, and
+    the row adds the prompt's task and the caption the judge prefers (`judge_reads`).
     `domain`: the images' (one with an oracle); None: the only domain that has one."""
     domain = domain or domains.sole_oracle("judged_rows")
-    attributes = domain.attributes
+    attributes, tasks = domain.attributes, has_tasks(domain)
     pixels = torch.stack([judge.pil_to_pixels(im) for im in images])  # (N, 3, S, S)
-    found = attribute_probs(judge, judge.encode_views(pixels), prompts, domain)
+    found = attribute_probs(judge, judge.encode_views(pixels), prompts, AgainstNegatives(domain) if tasks else domain)
     rows = []
     for i, (image, prompt) in enumerate(zip(images, prompts)):
         verdict = domain.oracle(image, prompt)
         if verdict is None:
-            raise UserError(f"the {domain.name} oracle cannot check the prompt {prompt!r}: it must state "
-                            f"{', '.join(attributes)}")
+            asks = f"pose one of its tasks ({', '.join(domain.tasks)})" if tasks else f"state {', '.join(attributes)}"
+            raise UserError(f"the {domain.name} oracle cannot check the prompt {prompt!r}: it must {asks}")
         rows.append({"prompt": prompt, "stated": domain.stated(prompt), "verdict": verdict.attributes,
                      "overall": verdict.overall, "plausible": verdict.plausible, "shape_margin": verdict.shape_margin,
                      "prob": {a: float(found.probs[a][i]) for a in attributes}, "prob_all": float(found.all[i]),
                      "reading": {a: found.reading[a][i] for a in attributes}, "debiased": float(found.debiased[i])})
+        if tasks:
+            rows[-1] |= {"task": domain.task(prompt), "judge_reads": found.reading[CLAIM][i]}
     return rows
 
 
@@ -122,14 +135,14 @@ def meta_eval_generated(captioner_dir: str | Path, gen_model: str | Path | None,
                         per_prompt: int = 2, guidance: float | None = None, seed: int = 0, batch_size: int = 32,
                         out: str | Path | None = None, device: str | None = None,
                         sample_dirs: Sequence[str | Path] = (), views: int | None = None,
-                        domain: str | None = None) -> dict[str, Any]:
+                        domain: str | None = None, judge: Judge | None = None) -> dict[str, Any]:
     """Sample every prompt `per_prompt` times (seeds seed + j, the same at every level) from each checkpoint and
-    the final model at each step count, and take the images of each samples folder as they are; label every
-    image with the oracle, score it with the judge, and report. `views`: warped copies the judge's attribute
-    probabilities average over (caption/judge/views.py); None: the captioner's own setting. `domain`: the images'
-    (images_domain)."""
+    the final model at each step count (None: the model's own), and take the images of each samples folder as they
+    are; label every image with the oracle, score it with the judge, and report. `views`: warped copies the judge's
+    attribute probabilities average over (caption/judge/views.py); None: the captioner's own setting. `domain`: the
+    images' (images_domain). `judge`: one already loaded from CAPTIONER_DIR (then `views` and `device` are its)."""
     world = images_domain(captioner_dir, gen_model, domain)
-    judge = Judge(captioner_dir, device=device, views=views)
+    judge = judge or Judge(captioner_dir, device=device, views=views)
     levels: list[tuple[Level, list[dict[str, Any]], list[int | None], int]] = []
     for folder in map(Path, sample_dirs):
         images, texts, seeds = read_samples(folder)
@@ -143,12 +156,16 @@ def meta_eval_generated(captioner_dir: str | Path, gen_model: str | Path | None,
                     # `gen sample` draws image j with seed + j, so every level samples the same noise.
                     folder = Path(tmp) / f"level-{len(levels)}"
                     run_gen("sample", str(gen_model), "--prompts", str(prompts_file), "--num-per-prompt",
-                            str(per_prompt), "--steps", str(s), "--seed", str(seed), "--batch-size", str(batch_size),
-                            "--out", str(folder), *(["--guidance", str(guidance)] if guidance is not None else []),
+                            str(per_prompt), *(["--steps", str(s)] if s is not None else []), "--seed", str(seed),
+                            "--batch-size", str(batch_size), "--out", str(folder),
+                            *(["--guidance", str(guidance)] if guidance is not None else []),
                             *(["--checkpoint", str(checkpoint)] if checkpoint else []),
                             *(["--device", device] if device else []))
-                    if guidance is None:  # the model's saved sample.guidance: what gen sample used and recorded
-                        guidance = next((r.meta.get("guidance") for r in read_folder(folder, split=None)), None)
+                    first = next(iter(read_folder(folder, split=None)), None)
+                    if guidance is None and first is not None:  # the model's saved sample.guidance, as gen sample used it
+                        guidance = first.meta.get("guidance")
+                    if s is None and first is not None:  # the model's saved sample.steps, as gen sample recorded them
+                        s = first.meta.get("steps")
                     images, texts, seeds = read_samples(folder)
                     levels.append((Level(checkpoint, s), judged_rows(judge, images, texts, world), seeds, per_prompt))
     rows, summaries, best = [], [], {}
@@ -165,6 +182,11 @@ def meta_eval_generated(captioner_dir: str | Path, gen_model: str | Path | None,
               "levels": summaries,
               "judge_vs_oracle": agreement_report(rows, world.attributes, world.margin_attribute),
               "best_of_n": best, "images": rows}
+    if has_tasks(world):  # best-of-N over every level's prompts, and with several levels each level's own
+        report["tasks"] = {"judge_vs_oracle": task_agreement(rows, world.tasks),
+                           "best_of_n": task_best_of_n([(lv, group) for _, lv, _, group in levels], world.tasks),
+                           "best_of_n_by_level": {level.label: task_best_of_n([(lv, group)], world.tasks)
+                                                  for level, lv, _, group in levels} if len(levels) > 1 else {}}
     if out:
         atomic_write_text(Path(out), dumps(report, indent=2))
     return report
@@ -179,7 +201,8 @@ def markdown(report: dict[str, Any]) -> str:
 
     j = report["judge_vs_oracle"]
     attributes = report.get("attributes") or [a for a, v in j.items() if a != ALL and "auroc" in v]  # older reports
-    lines = [f"| level | {' | '.join(attributes)} | all | unsure (all) |", "| --- " * (len(attributes) + 3) + "|"]
+    lines = [f"| level | {''.join(f'{a} | ' for a in attributes)}all | unsure (all) |",
+             "| --- " * (len(attributes) + 3) + "|"]
     lines += [f"| {lv['label']} | " + " | ".join(f"{lv['oracle_right'][a]:.3f}" for a in (*attributes, ALL))
               + f" | {lv['unsure'][ALL]:.3f} |" for lv in report["levels"]]
     views = report.get("views") or {}
@@ -187,11 +210,18 @@ def markdown(report: dict[str, Any]) -> str:
             else "each image alone")
     lines += ["", f"The judge's probabilities average over {seen}.", "",
               "| | AUROC | agreement | ECE | unsure rate |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {a} | {ci(j[a]['auroc'])} | {ci(j[a]['agreement'])} | {ci(j[a]['ece'])} | "
+    # Agreement compares the judge's reading of each attribute with the prompt's; with none there is nothing to read.
+    lines += [f"| {a} | {ci(j[a]['auroc'])} | {ci(j[a]['agreement']) if attributes else 'n/a'} | {ci(j[a]['ece'])} | "
               f"{ci(j[a]['unsure_rate'])} |" for a in (*attributes, ALL)]
     margin = report.get("margin_attribute")
     if margin is not None:
         lines += ["", f"Spearman, judge's {margin} probability vs oracle {margin} margin: "
                   f"{ci(j['spearman_shape_margin'])}"]
+    if "tasks" in report:
+        found = report["tasks"]
+        tasks = [t for t in found["judge_vs_oracle"] if t != OVERALL]
+        lines += ["", "Per task: the judge's probability of the prompt against its hard negatives, against the strict "
+                  "verdict (unsure counts as not right); best-of-N with the largest N the images allow.", "",
+                  markdown_table(table(None, found["judge_vs_oracle"], found["best_of_n"], tasks, wanted=8))]
     return "\n".join(lines)
 

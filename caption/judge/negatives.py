@@ -11,6 +11,9 @@ import numpy as np
 
 from gen.domains import Domain
 
+CLAIM = "claim"  # the one "attribute" of a task prompt: the whole claim
+ANY_KIND = "hard negative"  # the kind of every negative of a domain that names no kinds
+
 
 def _draw(pool: Sequence[str], k: int, rng: np.random.Generator) -> list[str]:
     """Up to k of `pool`, in pool order, drawn without replacement."""
@@ -34,3 +37,35 @@ def other_label_distractors(prompt: str, label: str, pool: Sequence[tuple[str, s
     own = {p for p, lab in pool if lab == label}
     others = sorted({p for p, lab in pool if lab is not None and lab != label} - own)
     return _draw([p for p in others if not domain.same_caption(p, prompt)], k, rng)
+
+
+def has_tasks(domain: Domain) -> bool:
+    """Whether the domain poses GenEval tasks (scenes does; shapes and plain do not)."""
+    return bool(getattr(domain, "tasks", ()))
+
+
+def negatives_by_kind(domain: Domain, prompt: str) -> list[tuple[str, str]]:
+    """(kind of edit, caption) for each hard negative of `prompt`, each caption once and never the prompt: the
+    kinds the domain names (`hard_negative_kinds`), else ANY_KIND for every one."""
+    named = getattr(domain, "hard_negative_kinds", None)
+    pairs = named(prompt) if callable(named) else [(ANY_KIND, text) for text in domain.hard_negatives(prompt)]
+    seen, out = {prompt}, []
+    for kind, text in pairs:
+        if text not in seen:
+            seen.add(text)
+            out.append((kind, text))
+    return out
+
+
+class AgainstNegatives:
+    """A domain as attribute_probs sees it when the whole claim is the one attribute: its values are the prompt and
+    its hard negatives, so the softmax at the prompt is the judge's probability that the image shows the claim."""
+
+    attributes = (CLAIM,)
+
+    def __init__(self, domain: Domain) -> None:
+        self.domain = domain
+
+    def variants(self, prompt: str) -> dict[str, list[tuple[str, str]]]:
+        rivals = [text for _, text in negatives_by_kind(self.domain, prompt)]
+        return {CLAIM: [(t, t) for t in (prompt, *rivals)]} if rivals else {}  # none: nothing to compare

@@ -2,7 +2,8 @@
 
 Two scores, chosen with `kind`:
 - "prob": the judge's probability that every attribute is right (caption/judge/attribute_probs.py), a softmax
-  over the prompt and its one-word variants in the images' domain (gen/domains/), averaged over warped views of
+  over the prompt and its one-word variants in the images' domain (gen/domains/; in a domain of task prompts, the
+  prompt against its hard negatives: caption/judge/negatives.py), averaged over warped views of
   the image where the captioner was trained with warps (caption/judge/views.py). A prompt with none (not
   a shapes caption, or a plain domain) is instead set against the run's other prompts, `rivals`: a softmax
   of log p(prompt | image) over it and them, the judge's zero-shot reading as in caption/judge/labels.py (for a
@@ -22,6 +23,7 @@ from PIL import Image
 from caption.judge.attribute_probs import attribute_probs
 from caption.judge.judge import Judge
 from caption.judge.labels import class_logp
+from caption.judge.negatives import AgainstNegatives, has_tasks
 from gen import domains
 
 KINDS = ("prob", "debiased")
@@ -38,7 +40,10 @@ class JudgeScorer:
         `views`: warped copies the attribute probabilities average over; None: the captioner's own setting."""
         if kind not in KINDS:
             raise ValueError(f"judge score must be one of {', '.join(KINDS)}, not {kind!r}")
-        self.domain = domains.get(domain if domain is not None else domains.of_model(model_dir))
+        world = domains.get(domain if domain is not None else domains.of_model(model_dir))
+        # In a world of task prompts (scenes) the whole claim is scored against its hard negatives, as
+        # `caption geneval` measures the judge; elsewhere each stated attribute against its variants.
+        self.domain = AgainstNegatives(world) if has_tasks(world) else world
         self.judge = Judge(model_dir, alpha, device, views=views)
         self.kind = kind
         self.rivals = list(dict.fromkeys(rivals))  # unique, in order

@@ -150,7 +150,7 @@ def flatten(summary: Mapping, prefix: str = "") -> dict[str, object]:
 
 def _summary_html(summary: Mapping) -> str:
     """Every number of the summary, flattened, in a collapsed section below the headline."""
-    flat = flatten({k: v for k, v in summary.items() if k != "headline"})
+    flat = flatten({k: v for k, v in summary.items() if k not in ("headline", "task_table", "task_note")})
     rows = "\n".join(f'<tr><th>{esc(k)}</th><td class="num">{esc(_fmt(v))}</td></tr>' for k, v in flat.items())
     if not rows:
         return ""
@@ -193,6 +193,21 @@ def _headline_html(summary: Mapping, rows: Sequence[Mapping]) -> str:
     return f'<section class="headline"><div class="numbers">{stats}</div>{pictures}</section>'
 
 
+def _task_table_html(summary: Mapping) -> str:
+    """The per-task table of a domain that poses tasks (caption/evaluation/tasks.py `table`): one row per task."""
+    rows = summary.get("task_table")
+    if not isinstance(rows, list) or not rows or not isinstance(rows[0], Mapping):
+        return ""
+    keys = list(rows[0])
+    head = "".join(f"<th>{esc(k)}</th>" for k in keys)
+    body = "\n".join("<tr>" + "".join(f'<td class="num">{esc(_fmt(row.get(k)))}</td>' if k != keys[0]
+                                      else f"<th>{esc(_fmt(row.get(k)))}</th>" for k in keys) + "</tr>"
+                     for row in rows if isinstance(row, Mapping))
+    note = summary.get("task_note")
+    return (f'<h2>per task</h2>\n<table class="summary tasks">\n<tr>{head}</tr>\n{body}\n</table>'
+            + (f'\n<p class="meta">{esc(note)}</p>' if note else ""))
+
+
 def _skipped_html(summary: Mapping) -> str:
     skipped = summary.get("skipped")
     if not isinstance(skipped, list) or not skipped:
@@ -209,11 +224,11 @@ def _skipped_html(summary: Mapping) -> str:
 def write_report(
     path: str | Path, rows: Sequence[dict], summary: dict, title: str = "roundtrip report"
 ) -> Path:
-    """Write a single-file HTML report: headline numbers and charts, the full table collapsed, skipped items,
-    then a grid of cards."""
+    """Write a single-file HTML report: headline numbers and charts, the per-task table where the summary has one
+    (`task_table`), the full table collapsed, skipped items, then a grid of cards."""
     cards = "\n".join(_card(row) for row in rows)
-    body = (f'{_headline_html(summary, rows)}\n{_summary_html(summary)}\n{_skipped_html(summary)}\n'
-            f'<div class="grid">\n{cards}\n</div>')
+    body = (f'{_headline_html(summary, rows)}\n{_task_table_html(summary)}\n{_summary_html(summary)}\n'
+            f'{_skipped_html(summary)}\n<div class="grid">\n{cards}\n</div>')
     return write_page(path, title, _CSS, body)
 
 
