@@ -86,10 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--renders", action="store_true", help="judge clean renders of the prompts instead of a model")
     p.add_argument("--prompts", help="a benchmark prompt file (JSONL rows prompt/task/unseen; default: the committed one)")
     p.add_argument("--images-per-prompt", type=int, default=4, help="images per prompt (default 4, as GenEval)")
-    p.add_argument("--steps", type=int, help="sampler steps (default: the model's sample.steps)")
-    p.add_argument("--guidance", type=float, help="guidance scale (default: the model's sample.guidance)")
-    p.add_argument("--seed", type=int, default=0, help="image i has seed SEED + i")
-    p.add_argument("--batch-size", type=int, default=64, help="images sampled at once (default 64)")
+    _sampling_flags(p, "image i has seed SEED + i")
     p.add_argument("--size", type=int, default=48, help="render side with --renders (default 48)")
     p.add_argument("--limit", type=int, help="only the first N prompts of each task (a quick look)")
     add_device_flag(p)
@@ -100,10 +97,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="swap rates of a scenes model: do swapped colour words (or a flipped relation) swap the image")
     p.add_argument("model_dir", help="a scenes generator model folder")
     p.add_argument("--images-per-prompt", type=int, default=2, help="image pairs per prompt pair (default 2)")
-    p.add_argument("--steps", type=int, help="sampler steps (default: the model's sample.steps)")
-    p.add_argument("--guidance", type=float, help="guidance scale (default: the model's sample.guidance)")
-    p.add_argument("--seed", type=int, default=0, help="pair i's images have seeds SEED + i*N + k")
-    p.add_argument("--batch-size", type=int, default=64, help="images sampled at once (default 64)")
+    _sampling_flags(p, "pair i's images have seeds SEED + i*N + k")
     add_device_flag(p)
     p.add_argument("--out", help="also write the report to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -134,6 +128,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile", dest="compiled", action="store_false",
                    help="skip timing `gen sample --compile` (which first compiles for about a minute)")
     return parser
+
+
+def _sampling_flags(p: argparse.ArgumentParser, seed_help: str) -> None:
+    """--steps, --guidance, --seed and --batch-size of a command that samples a model on a benchmark."""
+    p.add_argument("--steps", type=int, help="sampler steps (default: the model's sample.steps)")
+    p.add_argument("--guidance", type=float, help="guidance scale (default: the model's sample.guidance)")
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
+    p.add_argument("--batch-size", type=int, default=64, help="images sampled at once (default 64)")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -37,9 +37,9 @@ def check_arguments(count: int, size: int | None, seed: int) -> None:
 def build_ladders(count: int, size: int, seed: int, domain: Domain | None = None
                   ) -> tuple[list, list[str], list[int], list[str | None], list]:
     """Images, and per caption: text, number of correct attributes, the single wrong attribute, image index; and
-    per image a key of its combination of values. `domain`: one that draws scenes; None: the only one with an
-    oracle."""
-    domain = domain or domains.sole_oracle("build_ladders")
+    per image a key of its combination of values. `domain`: one that draws scenes; None: shapes
+    (domains.undeclared_oracle)."""
+    domain = domain or domains.undeclared_oracle()
     world: Scenes = domains.scenes(domain, "render scenes for the meta-evaluation")
     attributes = domain.attributes
     rng = np.random.default_rng(seed)

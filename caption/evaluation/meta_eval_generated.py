@@ -89,8 +89,8 @@ def judged_rows(judge: Judge, images: Sequence[Image.Image], prompts: Sequence[s
     """Per image: the strict oracle's verdicts and fit margin, and the judge's probabilities and readings. In a
     domain that poses tasks, `prob_all` is the judge's probability of the prompt against its hard negatives, and
     the row adds the prompt's task and the caption the judge prefers (`judge_reads`).
-    `domain`: the images' (one with an oracle); None: the only domain that has one."""
-    domain = domain or domains.sole_oracle("judged_rows")
+    `domain`: the images' (one with an oracle); None: shapes (domains.undeclared_oracle)."""
+    domain = domain or domains.undeclared_oracle()
     attributes, tasks = domain.attributes, has_tasks(domain)
     pixels = torch.stack([judge.pil_to_pixels(im) for im in images])  # (N, 3, S, S)
     found = attribute_probs(judge, judge.encode_views(pixels), prompts, AgainstNegatives(domain) if tasks else domain)

@@ -20,9 +20,9 @@ from gen.domains.registry import (
                                   of_model,
                                   resolve,
                                   scenes,
-                                  sole_oracle,
+                                  undeclared_oracle,
 )
 
 __all__ = ["DOMAINS", "INFO", "PLAIN", "RIGHT", "SHAPES", "UNDECLARED", "UNSURE", "VERDICTS", "WRONG", "Domain", "Plain",
            "Scenes", "Verdict", "declare", "declared", "draws_scenes", "generating", "get", "of_data", "of_model",
-           "resolve", "same_text", "scenes", "sole_oracle"]
+           "resolve", "same_text", "scenes", "undeclared_oracle"]

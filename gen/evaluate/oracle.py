@@ -15,10 +15,10 @@ ALL = "all"  # the key of every-attribute-right beside the per-attribute ones
 
 
 def oracle_domain(samples_dir: str | Path, name: str | None = None) -> Domain:
-    """The domain whose oracle checks SAMPLES_DIR: `name`, else the one its info.json declares, else the only domain
-    with an oracle (folders written before they declared one); a domain without an oracle is a UserError."""
+    """The domain whose oracle checks SAMPLES_DIR: `name`, else the one its info.json declares, else shapes (folders
+    written before they declared one: domains.undeclared_oracle); a domain without an oracle is a UserError."""
     if name is None and domains.declared(samples_dir) is None:
-        domain = domains.sole_oracle(f"{samples_dir} declares no domain")
+        domain = domains.undeclared_oracle()
     else:
         domain = domains.resolve(name, samples_dir)[0]
     if not domain.has_oracle:
