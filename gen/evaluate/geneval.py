@@ -42,16 +42,6 @@ def judge(domain: Domain, rows: Sequence[dict], images: Sequence[Sequence[Image.
     return judged
 
 
-def _interval(per_prompt: list[np.ndarray], rng: np.random.Generator) -> tuple[float, float]:
-    """95% bootstrap interval of the mean over prompts (each prompt's images resampled together)."""
-    means = np.array([p.mean() for p in per_prompt])
-    if len(means) < 2:
-        return float(means.mean()), float(means.mean())
-    draws = means[rng.integers(0, len(means), size=(BOOTSTRAP, len(means)))].mean(axis=1)
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return float(low), float(high)
-
-
 def summarise(judged: Sequence[dict], tasks: Sequence[str], seed: int = 0) -> dict[str, Any]:
     """Per task (and overall): accuracy, 95% interval, prompts and images, unsure share; for all prompts and for
     the unseen ones (a task with no unseen prompt, such as single object, counts all of its prompts there)."""
@@ -71,7 +61,8 @@ def summarise(judged: Sequence[dict], tasks: Sequence[str], seed: int = 0) -> di
             if not by_task.get(task):
                 continue
             accuracy = float(np.concatenate(by_task[task]).mean())
-            table[task] = {"accuracy": accuracy, "interval": _interval(by_task[task], rng),
+            low, high = np.percentile(_draws(by_task[task], rng), [2.5, 97.5])
+            table[task] = {"accuracy": accuracy, "interval": (float(low), float(high)),
                            "prompts": len(by_task[task]), "images": int(sum(len(p) for p in by_task[task])),
                            "unsure": float(np.mean(unsure[task])), "held_out": task in has_unseen}
         if table:

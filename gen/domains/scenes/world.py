@@ -6,6 +6,7 @@ different shapes (two objects, colour attribution, position) and two to four cop
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections.abc import Sequence
@@ -85,9 +86,11 @@ def colored_shapes() -> list[tuple[str, str]]:
     return list(itertools.product(COLORS, SHAPES))
 
 
+@functools.lru_cache(maxsize=8)
 def held_out(seed: int = 0) -> Held:
     """About HELD_FRACTION of each task's combinations, drawn with `seed`, so that every colour and shape stays in
-    every kind of scene."""
+    every kind of scene. Cached: a Held is immutable, and the scene methods and the benchmark ask for seed 0's on
+    every call."""
     rng = np.random.default_rng([seed, 24])
     singles = colored_shapes()
     held_singles = _draw_covering(singles, rng, lambda kept: {c for c, _ in kept} == set(COLORS)
