@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
+from gen.generator.patching import patched_denoise
 from gen.generator.pipeline import unet_conditioning
 from gen.generator.text import encode, tokenize
 
@@ -22,7 +23,7 @@ def reference_train_step(model: torch.nn.Module, tokenizer: Any, max_length: int
                          cond_drop: float, grad_clip: float) -> Callable[[dict[str, Any]], float]:
     """A closure doing one reference training step on a batch; returns the loss as a Python float."""
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    text_encoder, unet = model.text_encoder, model.unet
+    text_encoder, unet, patch_size = model.text_encoder, model.unet, model.patch_size
     device = next(unet.parameters()).device
 
     def step(batch: dict[str, Any]) -> float:
@@ -36,7 +37,7 @@ def reference_train_step(model: torch.nn.Module, tokenizer: Any, max_length: int
         t = torch.randint(0, scheduler.config.num_train_timesteps, (x0.shape[0],), device=device)
         noisy = scheduler.add_noise(x0, noise, t)
         target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
-        pred = unet(noisy, t, **unet_conditioning(unet, states, mask)).sample  # (B, 3, H, W)
+        pred = patched_denoise(unet, noisy, t, patch_size, **unet_conditioning(unet, states, mask))  # (B, 3, H, W)
         loss = F.mse_loss(pred.float(), target.float())
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -52,17 +53,17 @@ def reference_sample(model: torch.nn.Module, tokenizer: Any, max_length: int, sc
                      prompts: Sequence[str], steps: int, guidance: float,
                      generator: torch.Generator | list[torch.Generator]) -> torch.Tensor:
     """Images (B, 3, H, W) in [-1, 1] from a hand-written CFG loop over `scheduler`."""
-    unet = model.unet
+    unet, p = model.unet, model.patch_size
     device = next(unet.parameters()).device
     ids, mask = (x.to(device) for x in tokenize(tokenizer, [""] * len(prompts) + list(prompts), max_length))
     states, mask = encode(model.text_encoder, ids, mask)  # (2B, T, D)
     kwargs = unet_conditioning(unet, states, mask)
-    size = unet.config.sample_size
-    x = randn_tensor((len(prompts), unet.config.in_channels, size, size), generator=generator, device=device)
+    size = unet.config.sample_size * p
+    x = randn_tensor((len(prompts), unet.config.in_channels // (p * p), size, size), generator=generator, device=device)
     x = x * scheduler.init_noise_sigma
     scheduler.set_timesteps(steps, device=device)
     for t in scheduler.timesteps:
         x_in = scheduler.scale_model_input(torch.cat([x, x]), t)  # (2B, 3, H, W)
-        uncond, cond = unet(x_in, t, **kwargs).sample.chunk(2)
+        uncond, cond = patched_denoise(unet, x_in, t, p, **kwargs).chunk(2)
         x = scheduler.step(uncond + guidance * (cond - uncond), t, x).prev_sample
     return x

@@ -123,6 +123,8 @@ class GenConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     text: TextConfig = dataclasses.field(default_factory=TextConfig)
     unet: dict[str, Any] = dataclasses.field(default_factory=_unet_defaults)  # UNet2DConditionModel kwargs
+    # The UNet sees p×p pixel blocks as channels (gen/generator/patching.py): 1/p² the positions per layer.
+    patch_size: int = 1
     diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     sample: SampleConfig = dataclasses.field(default_factory=SampleConfig)
@@ -137,6 +139,12 @@ class GenConfig:
             raise ConfigError(f"unknown key unet.{bad[0]} (not a UNet2DConditionModel argument)")
         if "cross_attention_dim" in self.unet:
             raise ConfigError("unet.cross_attention_dim is set from the text encoder's hidden size")
+        for key in ("in_channels", "out_channels", "sample_size"):
+            if key in self.unet:
+                raise ConfigError(f"unet.{key} is set from data.resolution and patch_size")
+        if not isinstance(self.patch_size, int) or self.patch_size < 1 or self.data.resolution % self.patch_size:
+            raise ConfigError(f"patch_size={self.patch_size!r} must be a positive divisor of data.resolution "
+                              f"({self.data.resolution})")
         # Value ranges and choices (prediction_type, lr_scale, ...) are checked by check_ranges, for both configs.
 
 

@@ -19,6 +19,7 @@ RUN_KEYS = ("step", "total_steps", "minutes", "mixed_precision", "mixed_precisio
 STOCK_GENERATOR = '''\
 ```python
 import torch
+import torch.nn.functional as F
 from diffusers import DPMSolverMultistepScheduler, UNet2DConditionModel
 from transformers import AutoTokenizer, GPT2Model
 
@@ -41,12 +42,14 @@ def condition(prompt):
 
 with torch.no_grad():
     cond, uncond = condition("{prompt}"), condition("")
-    size = unet.config.sample_size
+    p = {patch}  # the UNet sees p×p pixel blocks stacked into channels (model_index.json's patch_size)
+    size = unet.config.sample_size * p
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)) * scheduler.init_noise_sigma
     scheduler.set_timesteps({steps})
+    denoise = lambda x_in, t, kw: F.pixel_shuffle(unet(F.pixel_unshuffle(x_in, p), t, **kw).sample, p)
     for t in scheduler.timesteps:
         x_in = scheduler.scale_model_input(x, t)
-        c, u = unet(x_in, t, **cond).sample, unet(x_in, t, **uncond).sample
+        c, u = denoise(x_in, t, cond), denoise(x_in, t, uncond)
         x = scheduler.step(u + {guidance} * (c - u), t, x).prev_sample
 image = (x / 2 + 0.5).clamp(0, 1)  # (1, 3, H, W) in [0, 1]
 ```'''
@@ -111,7 +114,8 @@ or `python -m gen sample MODEL_DIR --prompt "{prompt}"`.
 With stock diffusers and transformers only (the folder is a diffusers layout: `unet/`, `text_encoder/`,
 `tokenizer/`, `scheduler/`, safetensors weights). {note}
 
-{STOCK_GENERATOR.format(folder="{folder}", prompt=prompt, steps=cfg.sample.steps, guidance=cfg.sample.guidance)}
+{STOCK_GENERATOR.format(folder="{folder}", prompt=prompt, steps=cfg.sample.steps, guidance=cfg.sample.guidance,
+                        patch=cfg.patch_size)}
 """
 
 

@@ -23,10 +23,12 @@ log = logging.getLogger(__name__)
 def geneval(out: str | Path, model_dir: str | Path | None = None, prompts: str | Path | None = None,
             per_prompt: int = 4, steps: int | None = None, guidance: float | None = None, seed: int = 0,
             batch_size: int = 64, device: str | None = None, render_size: int = 48, overwrite: bool = False,
-            domain_name: str = "scenes", limit: int | None = None) -> dict[str, Any]:
+            domain_name: str = "scenes", limit: int | None = None,
+            checkpoint: str | Path | None = None) -> dict[str, Any]:
     """Judge `per_prompt` images of every benchmark prompt; without a model, clean renders (the oracle's own check).
 
-    `limit` keeps the first N prompts of each task (a quick look; the full file is the benchmark)."""
+    `limit` keeps the first N prompts of each task (a quick look; the full file is the benchmark). `checkpoint`:
+    a checkpoint of MODEL_DIR's run instead of its exported weights (its EMA weights, as the export has)."""
     domain = task_domain(domain_name)
     out = Path(out)
     require_dir_or_missing(out)
@@ -40,7 +42,7 @@ def geneval(out: str | Path, model_dir: str | Path | None = None, prompts: str |
         source = {"renders": True, "size": render_size}
     else:
         images, source = _sampled(model_dir, rows, out / "samples", per_prompt, steps, guidance, seed, batch_size,
-                                  device, overwrite)
+                                  device, overwrite, checkpoint)
     judged = judge(domain, rows, images)
     summary = summarise(judged, domain.tasks, seed)
     names = getattr(domain, "task_names", {})
@@ -56,17 +58,17 @@ def geneval(out: str | Path, model_dir: str | Path | None = None, prompts: str |
 
 def _sampled(model_dir: str | Path, rows: list[dict], samples: Path, per_prompt: int, steps: int | None,
              guidance: float | None, seed: int, batch_size: int, device: str | None,
-             overwrite: bool) -> tuple[list[list[Image.Image]], dict[str, Any]]:
+             overwrite: bool, checkpoint: str | Path | None = None) -> tuple[list[list[Image.Image]], dict[str, Any]]:
     """`gen sample` of every prompt, `per_prompt` times (image i: seed SEED + i), read back in order."""
     from gen.generator.sample import sample_model
 
     sample_model(model_dir, [r["prompt"] for r in rows], samples, per_prompt, steps, guidance, seed, batch_size,
-                 device, overwrite)
+                 device, overwrite, checkpoint=checkpoint)
     skips = SkipLog()
     records = read_folder(samples, skips=skips)
     flat = [read_record_rgb(r, skips) for r in records]  # an unreadable image stays a None: judged not right
     meta = records[0].meta if records else {}
-    source = {"model": str(model_dir), "steps": meta.get("steps"), "guidance": meta.get("guidance"),
+    source = {"model": str(model_dir), "checkpoint": str(checkpoint) if checkpoint else None, "steps": meta.get("steps"), "guidance": meta.get("guidance"),
               "scheduler": meta.get("scheduler"), "seed": seed, "skipped": skips.summary()}
     return [flat[i * per_prompt:(i + 1) * per_prompt] for i in range(len(rows))], source
 

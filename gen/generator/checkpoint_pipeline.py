@@ -35,7 +35,7 @@ def load_generator(model_dir: str | Path, checkpoint: str | Path | None = None, 
             raise FileNotFoundError(f"{folder} is not a checkpoint folder (no model.safetensors); pass "
                                     "RUN_DIR/checkpoints/checkpoint-NNNNNNNN")
         cfg = config_io.load(GenConfig, model_dir / config_io.SAVED)
-        model = TextToImageModel(pipe.text_encoder, pipe.unet, is_frozen(cfg.text))
+        model = TextToImageModel(pipe.text_encoder, pipe.unet, is_frozen(cfg.text), cfg.patch_size)
         load_model(model, str(folder / "model.safetensors"))
         if ema and (folder / "ema.safetensors").is_file():
             # EMA shadows follow the trainable parameters in model order (see TrainingStep.build).

@@ -5,7 +5,7 @@ import inspect
 import json
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput, SchedulerMixin, UNet2DConditionModel
@@ -16,6 +16,7 @@ from gen.core import config as config_io
 from gen.core.config import GenConfig, SampleConfig, first_line
 from gen.core.errors import UserError
 from gen.generator.compiling import compile_module
+from gen.generator.patching import patched_denoise
 from gen.generator.text import encode, max_length_of, tokenize
 
 
@@ -51,9 +52,10 @@ class TextToImagePipeline(DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->unet"
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, text_encoder: GPT2Model,
-                 unet: UNet2DConditionModel, scheduler: SchedulerMixin) -> None:
+                 unet: UNet2DConditionModel, scheduler: SchedulerMixin, patch_size: int = 1) -> None:
         super().__init__()
         self.register_modules(tokenizer=tokenizer, text_encoder=text_encoder, unet=unet, scheduler=scheduler)
+        self.register_to_config(patch_size=patch_size)  # saved in model_index.json (gen/generator/patching.py)
         # What __call__ samples with when not told; from_pretrained replaces it with the folder's saved settings.
         self.sample_defaults = SampleConfig()
 
@@ -96,8 +98,11 @@ class TextToImagePipeline(DiffusionPipeline):
     def __call__(self, prompt: str | list[str], negative_prompt: str | list[str] | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
                  generator: torch.Generator | list[torch.Generator] | None = None,
-                 num_images_per_prompt: int = 1, output_type: str = "pil", return_dict: bool = True):
-        """Images for `prompt`; steps and guidance left as None are the pipeline's `sample_defaults`."""
+                 num_images_per_prompt: int = 1, output_type: str = "pil", return_dict: bool = True,
+                 callback: Callable[[int, int], None] | None = None):
+        """Images for `prompt`; steps and guidance left as None are the pipeline's `sample_defaults`.
+        `callback(step, total)` runs after each denoising step: progress for a caller, and its way to stop
+        between steps is to raise (the web UI's Cancel, gen/serve/jobs.py)."""
         steps = self.sample_defaults.steps if num_inference_steps is None else num_inference_steps
         guidance_scale = self.sample_defaults.guidance if guidance_scale is None else guidance_scale
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -114,22 +119,25 @@ class TextToImagePipeline(DiffusionPipeline):
         states, mask = self.encode_prompt(negatives + prompts if guided else prompts)  # (2B|B, T, D)
         unet_kwargs = unet_conditioning(self.unet, states.to(self.unet.dtype), mask)
 
-        size = self.unet.config.sample_size
-        shape = (len(prompts), self.unet.config.in_channels, size, size)
+        p = self.config.patch_size
+        size = self.unet.config.sample_size * p
+        shape = (len(prompts), self.unet.config.in_channels // (p * p), size, size)
         x = randn_tensor(shape, generator=generator, device=self._execution_device, dtype=self.unet.dtype)
         x = x * self.scheduler.init_noise_sigma  # (B, C, H, W)
         if self.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)  # keep the whole loop in the UNet's layout
         self.scheduler.set_timesteps(steps, device=self._execution_device)
         extra = self._step_kwargs(generator)
-        for t in self.progress_bar(self.scheduler.timesteps):
+        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
             x_in = torch.cat([x, x]) if guided else x  # (2B|B, C, H, W)
             x_in = self.scheduler.scale_model_input(x_in, t)
-            out = self.unet(x_in, t, **unet_kwargs).sample
+            out = patched_denoise(self.unet, x_in, t, p, **unet_kwargs)
             if guided:
                 uncond, cond = out.chunk(2)
                 out = uncond + guidance_scale * (cond - uncond)
             x = self.scheduler.step(out, t, x, **extra).prev_sample
+            if callback is not None:
+                callback(i + 1, len(self.scheduler.timesteps))
 
         images = (x.float() / 2 + 0.5).clamp(0, 1)  # (B, C, H, W) in [0, 1]
         if output_type != "pt":

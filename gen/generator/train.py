@@ -19,6 +19,7 @@ from gen.core.outputs import atomic_dir
 from gen.data import ImageCaptionDataset, SkipLog, read_records
 from gen.data.tokenizer import adopt_tokenizer, tokenize
 from gen.generator.diffusion import noise_scheduler, sampling_scheduler, training_losses
+from gen.generator.patching import patched_denoise, unet_shape
 from gen.generator.pipeline import TextToImagePipeline, unet_conditioning
 from gen.generator.text import StateCache, build_text_model, encode, is_frozen
 from gen.training.checkpoint import run_dir_for
@@ -31,9 +32,10 @@ log = logging.getLogger(__name__)
 class TextToImageModel(torch.nn.Module):
     """Text encoder + UNet as one module, so EMA, checkpoints and DDP see a single set of weights."""
 
-    def __init__(self, text_encoder: GPT2Model, unet: UNet2DConditionModel, freeze_text: bool) -> None:
+    def __init__(self, text_encoder: GPT2Model, unet: UNet2DConditionModel, freeze_text: bool,
+                 patch_size: int = 1) -> None:
         super().__init__()
-        self.text_encoder, self.unet, self.freeze_text = text_encoder, unet, freeze_text
+        self.text_encoder, self.unet, self.freeze_text, self.patch_size = text_encoder, unet, freeze_text, patch_size
         self.text_encoder.requires_grad_(not freeze_text)
         self.train()
 
@@ -49,11 +51,11 @@ class TextToImageModel(torch.nn.Module):
         if states is None:
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_text):
                 states, mask = encode(self.text_encoder, input_ids, mask)  # (B, T, D), (B, T)
-        return self.unet(x_t, t, **unet_conditioning(self.unet, states, mask)).sample  # (B, C, H, W)
+        return patched_denoise(self.unet, x_t, t, self.patch_size, **unet_conditioning(self.unet, states, mask))
 
 
 def build_unet(cfg: GenConfig, cross_attention_dim: int) -> UNet2DConditionModel:
-    kwargs = {"in_channels": 3, "out_channels": 3, "sample_size": cfg.data.resolution, **cfg.unet}
+    kwargs = {**unet_shape(cfg.data.resolution, cfg.patch_size), **cfg.unet}
     if kwargs.get("class_embed_type") == "projection":  # pooled text summary, see pipeline.unet_conditioning
         kwargs.setdefault("projection_class_embeddings_input_dim", cross_attention_dim)
     try:
@@ -85,7 +87,8 @@ class GenTask:
         self.max_length = min(cfg.text.max_length, text_encoder.config.n_positions)
         tokenizer.model_max_length = self.max_length  # saved with it, so sampling cuts prompts where training did
         self.scheduler = noise_scheduler(cfg.diffusion)
-        self.model = TextToImageModel(text_encoder, build_unet(cfg, text_encoder.config.n_embd), is_frozen(cfg.text))
+        self.model = TextToImageModel(text_encoder, build_unet(cfg, text_encoder.config.n_embd), is_frozen(cfg.text),
+                                        cfg.patch_size)
         self.lr_scale = {"text_encoder.": cfg.text.lr_scale}
         self.text_cache = StateCache(tokenizer, self.max_length) if is_frozen(cfg.text) else None
 
@@ -104,7 +107,8 @@ class GenTask:
         return losses.mean()
 
     def pipeline(self, model: TextToImageModel) -> TextToImagePipeline:
-        return TextToImagePipeline(self.tokenizer, model.text_encoder, model.unet, sampling_scheduler(self.scheduler))
+        return TextToImagePipeline(self.tokenizer, model.text_encoder, model.unet, sampling_scheduler(self.scheduler),
+                                   patch_size=model.patch_size)
 
     def evaluate(self, model: TextToImageModel, step: int, writer: SummaryWriter | None) -> dict[str, float]:
         prompts = self.cfg.sample.prompts
