@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from gen.core.outputs import OutputExists
 from gen.data.records import Record
+from gen.evaluate.class_grid import EMPTY, FRAME, RIGHT, WRONG, class_grid
 from gen.evaluate.classifier import ClassifierConfig
 from gen.data import caption_labels
 from gen.evaluate.real import evaluate_samples, frechet_distance
@@ -93,8 +95,8 @@ def test_cas_per_class_fd_and_outputs(real_dir, samples_dir, tmp_path, monkeypat
     assert [(p["file_name"], p["label"], p["predicted"]) for p in written["predictions"]] == [
         ("00000-seed0.png", "red", "red"), ("00001-seed1.png", "red", "red"), ("00002-seed2.png", "red", "blue"),
         ("00003-seed3.png", "blue", "blue"), ("00004-seed4.png", "blue", "blue"), ("00005-seed5.png", "green", "green")]
-    grid = Image.open(samples_dir / "per_class_grid.png")
-    assert grid.size == (10 * 10 + 2, 3 * 10 + 2)  # 3 classes × 10 cells of 8 px + 2 px padding
+    grid = Image.open(samples_dir / "per_class_grid.png").convert("RGB")
+    assert grid.getpixel((0, 0)) == (255, 255, 255) and grid.height > 3 * (8 + 2 * FRAME)  # a title, 3 class rows
     page = (samples_dir / "evaluation.html").read_text()
     assert page.count("<img") == 6 and 'title="read as blue"' in page
 
@@ -103,6 +105,24 @@ def test_cas_per_class_fd_and_outputs(real_dir, samples_dir, tmp_path, monkeypat
     again = evaluate_samples(samples_dir, real_dir, overwrite=True, cfg=CFG)
     assert again["classifier"]["cached"] is True  # the cached classifier reused: same weights, same numbers
     assert (again["cas"], again["fd"]) == (summary["cas"], pytest.approx(summary["fd"]))
+
+
+def test_per_class_grid_frames_each_image_by_its_reading(tmp_path):
+    """Rows in class order, each image in a green frame (read as asked) or a red one (not), empty cells grey: a
+    picture grid.png cannot be, even when both lay the images out one class to a row."""
+    rng = np.random.default_rng(0)
+    pixels = torch.from_numpy(rng.integers(0, 256, size=(4, 3, 8, 8), dtype=np.uint8))
+    wanted, got = [0, 0, 2, 2], [0, 1, 2, 2]  # image 1 asked for class 0, read as class 1; class 1 has no images
+    corners = class_grid(pixels, wanted, got, ["red", "green", "blue"], tmp_path / "g.png", title="best of 8",
+                         per_row=3)
+    grid = Image.open(tmp_path / "g.png").convert("RGB")
+    assert list(corners) == [0, 1, 2, 3]
+    (x0, y0), (x1, y1), (x2, y2) = corners[0], corners[1], corners[2]
+    assert y0 == y1 < y2 and x0 < x1 and x2 == x0  # class 0's two images in one row; class 2 two rows down
+    assert grid.getpixel((x0, y0)) == RIGHT and grid.getpixel((x1, y1)) == WRONG and grid.getpixel((x2, y2)) == RIGHT
+    assert grid.getpixel((x1 + FRAME, y1 + FRAME)) == tuple(pixels[1, :, 0, 0].tolist())  # the image itself, unscaled
+    assert grid.getpixel((x0, (y0 + y2) // 2 + FRAME)) == EMPTY  # class 1's row: empty cells
+    assert class_grid(pixels[:0], [], [], ["red"], tmp_path / "none.png") == {} and not (tmp_path / "none.png").exists()
 
 
 def test_real_set_without_labels_is_a_user_error(tmp_path, samples_dir):

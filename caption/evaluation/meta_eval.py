@@ -20,6 +20,8 @@ from gen.core.errors import UserError
 from gen.domains import Domain, Scenes
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
+ALPHA_TOLERANCE = 0.005  # worst-attribute AUROC an α may give up against the best and still count as free
+ALPHA_RULE = f"the largest α whose worst-attribute AUROC is within {ALPHA_TOLERANCE} of the best α's"
 MIN_SIZE = 8  # pixels: below this a render cannot show a shape, its colour and its place apart
 
 
@@ -85,6 +87,30 @@ def _text_to_image(judge: Judge, tokens: torch.Tensor, texts: list[str], n_corre
     return hits / max(1, total)
 
 
+def suggest_alpha(by_alpha: dict[str, dict[str, float]], attributes: tuple[str, ...], in_use: float,
+                  in_use_metrics: dict[str, float]) -> dict[str, Any]:
+    """The α the ladders suggest (ALPHA_RULE) beside the one in use, and why they differ when they do.
+
+    Debiasing is for what these ladders cannot show: prompts of other lengths and phrasings (docs/judge.md), while
+    a captioner's one-word ladders are usually ranked perfectly at α = 0. So the rule takes as much debiasing as
+    the ladders allow for free, rather than the highest AUROC, which would choose α = 0 whenever it saturates.
+    meta-eval reports the suggestion and never changes the captioner's saved judge.alpha."""
+    worst = {float(a): min(m[f"auroc_{x}"] for x in attributes) for a, m in by_alpha.items()}
+    bar = max(worst.values()) - ALPHA_TOLERANCE
+    suggested = max(a for a in worst if worst[a] >= bar)
+    in_use_worst = min(in_use_metrics[f"auroc_{x}"] for x in attributes)
+    if in_use == suggested:
+        note = "the α in use is the rule's pick"
+    elif in_use_worst >= bar:
+        note = (f"the α in use (the captioner's saved judge.alpha) is within {ALPHA_TOLERANCE} of the best "
+                f"worst-attribute AUROC too ({in_use_worst:.4f}); the rule only prefers more debiasing. meta-eval "
+                "never changes judge.alpha: set it, or pass --alpha, to use the suggestion")
+    else:
+        note = (f"the α in use (the captioner's saved judge.alpha) gives up more than {ALPHA_TOLERANCE} of the best "
+                f"worst-attribute AUROC ({in_use_worst:.4f}); consider setting judge.alpha to the suggested α")
+    return {"alpha_in_use": in_use, "suggested_alpha": suggested, "alpha_rule": ALPHA_RULE, "alpha_note": note}
+
+
 def meta_eval(model_dir: str | Path, count: int = 300, size: int | None = None, seed: int = 1234,
               out: str | Path | None = None, k: int = 20, domain: str | None = None,
               device: str | None = None) -> dict[str, Any]:
@@ -106,13 +132,11 @@ def meta_eval(model_dir: str | Path, count: int = 300, size: int | None = None, 
     marginal = judge.prior(texts).numpy()
     by_alpha_marginal = {str(a): _ladder_metrics(logp - a * marginal, n_correct, wrong_attr, attributes)
                          for a in ALPHAS}
-    worst = {a: min(m[f"auroc_{x}"] for x in attributes) for a, m in by_alpha.items()}
-    # As much debiasing as costs nothing: the largest α within 0.005 of the best worst-attribute AUROC.
-    best = max((a for a in worst if worst[a] >= max(worst.values()) - 0.005), key=float)
+    in_use = by_alpha[str(judge.alpha)] if str(judge.alpha) in by_alpha else _ladder_metrics(
+        logp - judge.alpha * prior, n_correct, wrong_attr, attributes)
     report = {
-        "images": count, "captions": len(texts), "alpha_in_use": judge.alpha, "best_alpha": float(best),
-        "judge": by_alpha[str(judge.alpha)] if str(judge.alpha) in by_alpha else _ladder_metrics(
-            logp - judge.alpha * prior, n_correct, wrong_attr, attributes),
+        "images": count, "captions": len(texts), **suggest_alpha(by_alpha, attributes, judge.alpha, in_use),
+        "judge": in_use,
         "blind_baseline": _ladder_metrics(prior, n_correct, wrong_attr, attributes),
         "likelihood_only": by_alpha["0.0"], "by_alpha": by_alpha, "by_alpha_marginal_prior": by_alpha_marginal,
         "text_to_image_r@1": _text_to_image(judge, tokens, texts, n_correct, owner, specs, k, seed, len(attributes)),

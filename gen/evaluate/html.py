@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from gen.core.html import esc, png_data_uri, write_page
+from gen.evaluate.selection import describe
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -16,6 +17,7 @@ td, th { border: 1px solid #ccc; padding: 2px 8px; text-align: left; vertical-al
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { width: 48px; height: 48px; image-rendering: pixelated; border: 3px solid #aaa; margin: 1px; }
 img.ok { border-color: #2a9d3a; } img.bad { border-color: #d33; }
+p.selection { font-size: 1.15em; padding: 0.5em 0.8em; border-left: 5px solid #e09b00; background: #fff6e0; }
 """
 
 
@@ -32,10 +34,13 @@ def fmt(value: Any) -> str:
 
 def write_html(path: Path, summary: dict[str, Any], classes: Sequence[str], pixels: torch.Tensor,
                wanted: Sequence[int], got: Sequence[int]) -> None:
-    """Headline numbers, then per class: accuracy and its images (green border: read as asked; red: not,
-    with the class the classifier read in the tooltip)."""
-    head = "".join(f"<tr><th>{esc(k)}</th><td class=num>{fmt(summary[k])}</td></tr>" for k in (
-        "cas", "real_accuracy", "cas_over_real", "fd", "fd_floor", "n_generated", "n_real_test"))
+    """How the images were chosen, first: best-of-N changes what every number means. Then the headline numbers
+    (the accuracy beside that selection again), then per class: accuracy and its images (green border: read as
+    asked; red: not, with the class the classifier read in the tooltip)."""
+    chosen = esc(describe(summary["selection"]))
+    notes = {"cas": f"images: {chosen}"}
+    head = "".join(f"<tr><th>{esc(k)}</th><td class=num>{fmt(summary[k])}</td><td>{notes.get(k, '')}</td></tr>"
+                   for k in ("cas", "real_accuracy", "cas_over_real", "fd", "fd_floor", "n_generated", "n_real_test"))
     rows = []
     for k, name in enumerate(classes):
         stats = summary["per_class"][name]
@@ -48,7 +53,8 @@ def write_html(path: Path, summary: dict[str, Any], classes: Sequence[str], pixe
     unknown = summary["unknown_prompts"]
     note = (f"<p>{sum(unknown.values())} samples had prompts with no label and were left out: "
             f"{esc(', '.join(list(unknown)[:10]))}</p>" if unknown else "")
-    body = f"""<p>CAS: the share of generated images the classifier reads as the class their prompt asked for, beside its
+    body = f"""<p class=selection><b>How these images were chosen:</b> {chosen}.</p>
+<p>CAS: the share of generated images the classifier reads as the class their prompt asked for, beside its
 accuracy on real {esc(summary['test_split'])} images. FD: Fréchet distance in the classifier's feature space,
 generated vs real; the floor is real train vs real at the same count.</p>
 <table>{head}</table>{note}

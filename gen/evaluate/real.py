@@ -11,7 +11,9 @@
 
 Each sample's label is its row's `label`, else its prompt looked up among the real set's captions; prompts that
 map to no label are counted and left out. evaluation.json lists every judged image's label and the classifier's
-reading (`predictions`), so `caption score` can measure how often its judge agrees with the classifier.
+reading (`predictions`), so `caption score` can measure how often its judge agrees with the classifier, and how
+the images were chosen (`selection`, gen/evaluate/selection.py): every score of a best-of-N folder is of the
+kept candidates, not of plain samples.
 """
 from __future__ import annotations
 
@@ -23,14 +25,15 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torchvision.utils import make_grid, save_image
 
 from gen.core.errors import UserError
 from gen.core.outputs import atomic_write_text, dumps, refuse_existing
 from gen.data.labels import caption_labels, labelled, row_name, sample_labels
 from gen.data.records import Record, SkipLog, label_of, read_folder
+from gen.evaluate.class_grid import class_grid
 from gen.evaluate.classifier import ClassifierConfig, cached_classifier, load_pixels, predict
 from gen.evaluate.html import write_html
+from gen.evaluate.selection import describe, folder_selection
 
 log = logging.getLogger(__name__)
 OUTPUTS = ("evaluation.json", "evaluation.html", "per_class_grid.png")
@@ -55,19 +58,6 @@ def per_class(classes: Sequence[str], wanted: Sequence[int], got: Sequence[int])
     hits = collections.Counter(w for w, g in zip(wanted, got) if w == g)
     return {c: {"n": counts[k], "correct": hits[k], "accuracy": hits[k] / counts[k] if counts[k] else None}
             for k, c in enumerate(classes)}
-
-
-def class_grid(pixels: torch.Tensor, wanted: Sequence[int], num_classes: int, path: Path, per_row: int = 10) -> None:
-    """One row per class (class order), up to `per_row` of its generated images; blank cells where it has fewer."""
-    if not len(pixels):
-        return
-    blank = torch.full_like(pixels[0], 255)
-    cells = []
-    for k in range(num_classes):
-        mine = [pixels[i] for i, w in enumerate(wanted) if w == k][:per_row]
-        cells += mine + [blank] * (per_row - len(mine))
-    grid = make_grid(torch.stack(cells).float() / 255, nrow=per_row, padding=2, pad_value=1.0)
-    save_image(grid, path)
 
 
 def evaluate_samples(samples_dir: str | Path, real_dir: str | Path, test_split: str = "test",
@@ -101,6 +91,7 @@ def evaluate_samples(samples_dir: str | Path, real_dir: str | Path, test_split: 
     floor_pixels, _ = load_pixels([train_sample[i] for i in order], cfg.resolution, skips)
     enough = n >= 2 and len(floor_pixels) >= 2
     summary = {
+        "selection": read.selection,
         "cas": sum(w == g for w, g in zip(wanted, got)) / n if n else None,
         "real_accuracy": real_accuracy,
         "fd": frechet_distance(gen_feats.numpy(), test_feats.numpy()) if enough else None,
@@ -112,7 +103,8 @@ def evaluate_samples(samples_dir: str | Path, real_dir: str | Path, test_split: 
     }
     summary["cas_over_real"] = (summary["cas"] / real_accuracy if summary["cas"] is not None and real_accuracy
                                 else None)
-    class_grid(gen_pixels, wanted, len(classes), samples_dir / "per_class_grid.png")
+    class_grid(gen_pixels, wanted, got, classes, samples_dir / "per_class_grid.png",
+               title=f"how the images were chosen: {describe(read.selection)}")
     write_html(samples_dir / "evaluation.html", summary, classes, gen_pixels, wanted, got)
     atomic_write_text(samples_dir / "evaluation.json", dumps(summary, indent=2))
     if unknown:
@@ -120,14 +112,16 @@ def evaluate_samples(samples_dir: str | Path, real_dir: str | Path, test_split: 
                     ", ".join(list(unknown)[:5]))
     print(f"CAS {_pct(summary['cas'])} (classifier on real {test_split}: {_pct(real_accuracy)}); "
           f"FD {_num(summary['fd'])} (real-vs-real floor {_num(summary['fd_floor'])}); "
-          f"{n} generated images, {len(test_true)} real {test_split} images → {samples_dir / 'evaluation.json'}")
+          f"{n} generated images ({describe(read.selection)}), {len(test_true)} real {test_split} images → "
+          f"{samples_dir / 'evaluation.json'}")
     return summary
 
 
 @dataclasses.dataclass
 class _Generated:
     """The generated images the classifier read: pixels, asked and read class indices, features, and the
-    per-image predictions; prompts that name no class of the real set are counted in `unknown`."""
+    per-image predictions, and how those images were chosen; prompts that name no class of the real set are counted
+    in `unknown`."""
 
     pixels: torch.Tensor  # (N, 3, S, S)
     wanted: list[int]
@@ -135,6 +129,7 @@ class _Generated:
     features: torch.Tensor  # (N, F)
     predictions: list[dict[str, str]]
     unknown: collections.Counter
+    selection: dict[str, Any]
 
 
 def _read_generated(samples_dir: Path, real: list[Record], classes: list[str], index: dict[str, int],
@@ -150,7 +145,8 @@ def _read_generated(samples_dir: Path, real: list[Record], classes: list[str], i
     got = pred.tolist()
     predictions = [{"file_name": row_name(known[i][0], samples_dir), "label": classes[w], "predicted": classes[g]}
                    for i, w, g in zip(kept, wanted, got)]
-    return _Generated(pixels, wanted, got, features, predictions, unknown)
+    selection = folder_selection([known[i][0] for i in kept])
+    return _Generated(pixels, wanted, got, features, predictions, unknown, selection)
 
 
 def _pct(value: float | None) -> str:
