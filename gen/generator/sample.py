@@ -5,6 +5,7 @@ An output folder is never mixed or clobbered. A second `gen sample` into a folde
 files an earlier `gen sample` listed in its manifest (MANIFEST): every file this command writes is listed
 there before it is written, so nothing it did not write is ever deleted. metadata.jsonl gets each image's
 row right after its PNG, so a run stopped part way leaves a folder whose rows name exactly its images.
+Every PNG also carries what drew it (gen/generator/png_params.py), so `gen sample --from-png` can draw it again.
 """
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ from gen.core.errors import UserError
 from gen.core.outputs import OutputExists, dumps, require_dir_or_missing
 from gen.generator.checkpoint_pipeline import load_generator
 from gen.generator.pipeline import TextToImagePipeline, sampling_defaults
+from gen.generator.png_params import MAX_PROMPT, MAX_SEED, DrawParams, model_label, save_png
 from gen.generator.rerank import Scorer, best_of, candidate_seed
+from gen.generator.schedulers import build_scheduler, saved_scheduler, with_scheduler
 from gen.training.rundir import LOCK_NAME, RunDirLock
 
 log = logging.getLogger(__name__)
@@ -38,13 +41,12 @@ OWN_FILES = ("metadata.jsonl", "grid.png", domains.INFO)  # what it writes besid
 MAX_IMAGES = 100_000  # hours of sampling even on a GPU; a bigger job is several --out folders with other --seed
 MAX_CANDIDATES = 64  # each candidate is a full sample; best-of-N gains level off by N = 8 (docs/judge.md)
 MAX_GUIDANCE = 100.0  # useful scales are 1-10; far above, the guided prediction leaves the pixel range (all black)
-MAX_SEED = 2**63 - 1  # torch generators and most JSON readers hold seeds as signed 64-bit integers
 GRID_IMAGES = 64  # grid.png shows the first 64 images: a preview, not a second copy of the folder
 
 
 def check_arguments(prompts: Sequence[str], num_per_prompt: int, steps: int, guidance: float, batch_size: int,
                     candidates: int = 1, reranked: bool = False, seed: int = 0,
-                    max_steps: int | None = None) -> None:
+                    max_steps: int | None = None, negative_prompt: str = "") -> None:
     """UserError for settings that would crash later, silently produce nothing, or run without end.
     `max_steps`: the scheduler's num_train_timesteps, when known (a sampler cannot take more steps)."""
     if not prompts:
@@ -52,6 +54,12 @@ def check_arguments(prompts: Sequence[str], num_per_prompt: int, steps: int, gui
     blank = [i for i, p in enumerate(prompts, 1) if not p.strip()]
     if blank:
         raise UserError(f"prompt {blank[0]} is empty; every prompt needs some text")
+    # Each PNG carries its prompts (png_params.py), which a reader takes only up to MAX_PROMPT characters.
+    long = [i for i, p in enumerate(prompts, 1) if len(p) > MAX_PROMPT]
+    if long:
+        raise UserError(f"prompt {long[0]} is {len(prompts[long[0] - 1])} characters long; at most {MAX_PROMPT}")
+    if len(negative_prompt) > MAX_PROMPT:
+        raise UserError(f"--negative-prompt is {len(negative_prompt)} characters long; at most {MAX_PROMPT}")
     for name, value in (("--num-per-prompt", num_per_prompt), ("--steps", steps), ("--batch-size", batch_size),
                         ("--candidates", candidates)):
         if value < 1:
@@ -156,44 +164,60 @@ def locked(out: Path) -> Iterator[None]:
             out.rmdir()
 
 
-class _Outputs:
+class Outputs:
     """OUT's files, written so that a run stopped at any point leaves a consistent folder: each file is listed in
     the manifest (flushed) before it is created, and each image's metadata.jsonl row is appended (flushed) right
     after its PNG. A hard kill between the two leaves at most that one image without a row, which readers of
-    metadata.jsonl never see and the manifest lets --overwrite remove."""
+    metadata.jsonl never see and the manifest lets --overwrite remove. `domain`, when given, is declared in
+    OUT/info.json; grid.png is written when the block ends without an error."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, domain: str | None = None) -> None:
         self.out = out
         self.manifest: TextIO = open(out / MANIFEST, "w", encoding="utf-8")
         self.metadata: TextIO = open(self.claim("metadata.jsonl"), "x", encoding="utf-8")
+        self.shown: list[Image.Image] = []  # only what grid.png shows: memory stays bounded however many images
+        if domain is not None:
+            try:
+                self.claim(domains.INFO)
+                domains.declare(out, domain)
+            except BaseException:
+                self.close()
+                raise
 
     def claim(self, name: str) -> Path:
         self.manifest.write(name + "\n")
         self.manifest.flush()
         return self.out / name
 
-    def add_image(self, image: Image.Image, row: dict) -> None:
-        image.save(self.claim(row["file_name"]))
+    def add_image(self, image: Image.Image, row: dict, params: DrawParams) -> None:
+        save_png(image, self.claim(row["file_name"]), params)
         self.metadata.write(dumps(row) + "\n")
         self.metadata.flush()
+        if len(self.shown) < GRID_IMAGES:
+            self.shown.append(image)
 
     def close(self) -> None:
         self.metadata.close()
         self.manifest.close()
 
-    def __enter__(self) -> "_Outputs":
+    def __enter__(self) -> "Outputs":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, error: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if error is None:
+                save_grid(self.shown, self.claim("grid.png"))
+        finally:
+            self.close()
 
 
 def sample_to_folder(pipe: TextToImagePipeline, prompts: Sequence[str], out: str | Path, num_per_prompt: int = 1,
                      steps: int | None = None, guidance: float | None = None, seed: int = 0, batch_size: int = 32,
                      overwrite: bool = False, candidates: int = 1, scorer: Scorer | None = None,
-                     domain: str | None = None) -> Path:
+                     domain: str | None = None, negative_prompt: str = "") -> Path:
     """Image i gets seed `seed + i` (EDM's one-seed-per-image), so any single image can be re-made alone.
-    `steps` and `guidance` left as None are the pipeline's saved sampling defaults.
+    `steps` and `guidance` left as None are the pipeline's saved sampling defaults. `negative_prompt` is what
+    guidance steers away from (the unconditional half of classifier-free guidance), the same for every image.
 
     `domain` (gen/domains/), when given, is declared in OUT/info.json, so `caption score` knows whether the
     prompts are shapes captions (with an oracle) without guessing from their words.
@@ -206,55 +230,58 @@ def sample_to_folder(pipe: TextToImagePipeline, prompts: Sequence[str], out: str
     steps = pipe.sample_defaults.steps if steps is None else steps
     guidance = pipe.sample_defaults.guidance if guidance is None else guidance
     check_arguments(prompts, num_per_prompt, steps, guidance, batch_size, candidates, scorer is not None, seed,
-                    pipe.scheduler.config.get("num_train_timesteps"))
+                    pipe.scheduler.config.get("num_train_timesteps"), negative_prompt)
+    model = model_label(pipe.name_or_path) if pipe.name_or_path else ""  # "" for a pipeline built in memory
     with locked(out):
         return _write_samples(pipe, prompts, out, num_per_prompt, steps, guidance, seed, batch_size, overwrite,
-                              candidates, scorer, domain)
+                              candidates, scorer, domain, negative_prompt, model)
 
 
 def _write_samples(pipe: TextToImagePipeline, prompts: Sequence[str], out: Path, num_per_prompt: int, steps: int,
                    guidance: float, seed: int, batch_size: int, overwrite: bool, candidates: int,
-                   scorer: Scorer | None, domain: str | None) -> Path:
-    """sample_to_folder's work, with OUT locked and every argument checked."""
+                   scorer: Scorer | None, domain: str | None, negative_prompt: str, model: str) -> Path:
+    """sample_to_folder's work, with OUT locked and every argument checked. `model` labels the PNGs."""
     prepare_output(out, overwrite)
     requested = [p for p in prompts for _ in range(num_per_prompt)]
     pipe.set_progress_bar_config(disable=True)
-    shown: list[Image.Image] = []  # only what grid.png shows: memory stays bounded however many images
-    with _Outputs(out) as outputs:
-        if domain is not None:
-            outputs.claim(domains.INFO)
-            domains.declare(out, domain)
+    with Outputs(out, domain) as outputs:
         group = max(1, batch_size // candidates)  # images whose candidates are sampled, then scored, together
         for start in tqdm(range(0, len(requested), group), desc="sampling", unit="batch"):
             indices = range(start, min(start + group, len(requested)))
             jobs = [(requested[i], candidate_seed(seed, i, candidates, k)) for i in indices for k in range(candidates)]
-            batch = generate_images(pipe, jobs, steps, guidance, batch_size)
+            batch = generate_images(pipe, jobs, steps, guidance, batch_size, negative_prompt)
             scores = scorer(batch, [p for p, _ in jobs]) if scorer is not None else [float("nan")] * len(jobs)
             for n, i in enumerate(indices):
                 own = slice(n * candidates, (n + 1) * candidates)
                 kept = best_of(scores[own]) if scorer is not None else 0
                 (prompt, s), image = jobs[own][kept], batch[own][kept]
-                row = {"file_name": f"{i:05d}-seed{s}.png", "text": prompt, "seed": s, "steps": steps,
-                       "guidance": guidance, "scheduler": type(pipe.scheduler).__name__}
+                params = DrawParams(prompt, s, steps, guidance, negative_prompt, type(pipe.scheduler).__name__, model)
+                row = image_row(f"{i:05d}-seed{s}.png", params)
                 if scorer is not None:
                     row |= {"rerank": scorer.name, "kept": kept,
                             "candidates": [{"seed": c, "score": x} for (_, c), x in zip(jobs[own], scores[own])]}
-                outputs.add_image(image, row)
-                if len(shown) < GRID_IMAGES:
-                    shown.append(image)
-        save_grid(shown, outputs.claim("grid.png"))
+                outputs.add_image(image, row, params)
     return out
 
 
+def image_row(file_name: str, params: DrawParams) -> dict:
+    """An image's metadata.jsonl row: what drew it, less the model; `negative_prompt` only when there is one,
+    so rows without one read as before."""
+    row = {"file_name": file_name, "text": params.prompt, "seed": params.seed, "steps": params.steps,
+           "guidance": params.guidance, "scheduler": params.scheduler}
+    return row | ({"negative_prompt": params.negative_prompt} if params.negative_prompt else {})
+
+
 def generate_images(pipe: TextToImagePipeline, jobs: Sequence[tuple[str, int]], steps: int, guidance: float,
-                    batch_size: int) -> list[Image.Image]:
+                    batch_size: int, negative_prompt: str = "") -> list[Image.Image]:
     """One image per (prompt, seed), in order, `batch_size` at a time."""
     device = pipe._execution_device
     images: list[Image.Image] = []
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start:start + batch_size]
         gens = [torch.Generator(device).manual_seed(s) for _, s in chunk]
-        images += pipe([p for p, _ in chunk], num_inference_steps=steps, guidance_scale=guidance, generator=gens).images
+        images += pipe([p for p, _ in chunk], negative_prompt=negative_prompt, num_inference_steps=steps,
+                       guidance_scale=guidance, generator=gens).images
     return images
 
 
@@ -262,25 +289,49 @@ def sample_model(model_dir: str | Path, prompts: Sequence[str], out: str | Path,
                  steps: int | None = None, guidance: float | None = None, seed: int = 0, batch_size: int = 32,
                  device: str | None = None, overwrite: bool = False, candidates: int = 1,
                  make_scorer: Callable[[], Scorer] | None = None, compile: bool = False,
-                 checkpoint: str | Path | None = None) -> Path:
+                 checkpoint: str | Path | None = None, negative_prompt: str = "",
+                 scheduler: str | None = None) -> Path:
     """`gen sample`: every argument and the output folder are checked, and OUT is locked, before the model (or
     the scorer that `make_scorer` builds, for best-of-N) is loaded. `steps` and `guidance` default to the model's
     own. `compile` runs the UNet through torch.compile: worth it from about 2,000 images at 10 steps on a CPU.
-    `checkpoint`: a RUN_DIR/checkpoints/checkpoint-N folder of the same run, sampled with its EMA weights."""
+    `checkpoint`: a RUN_DIR/checkpoints/checkpoint-N folder of the same run, sampled with its EMA weights.
+    `scheduler`: a diffusers scheduler class name to sample with instead of the model's own (schedulers.py)."""
     defaults = sampling_defaults(model_dir)  # read before loading, so bad settings are refused without the wait
     steps = defaults.steps if steps is None else steps
     guidance = defaults.guidance if guidance is None else guidance
     check_arguments(prompts, num_per_prompt, steps, guidance, batch_size, candidates, make_scorer is not None, seed,
-                    trained_timesteps(model_dir))
+                    trained_timesteps(model_dir), negative_prompt)
+    check_scheduler_name(model_dir, scheduler)
     out = Path(out)
     check_output(out, overwrite)
+    require_model(model_dir)
+    with locked(out):
+        pipe = load_for_sampling(model_dir, checkpoint, device, compile)
+        if scheduler is not None:
+            pipe = with_scheduler(pipe, scheduler)
+        scorer = make_scorer() if make_scorer is not None else None
+        return _write_samples(pipe, prompts, out, num_per_prompt, steps, guidance, seed, batch_size, overwrite,
+                              candidates, scorer, domains.of_model(model_dir), negative_prompt,
+                              model_label(model_dir, checkpoint))
+
+
+def check_scheduler_name(model_dir: str | Path, scheduler: str | None) -> None:
+    """UserError for a scheduler name the model's saved scheduler cannot be swapped for, before the model loads."""
+    saved = saved_scheduler(model_dir) if scheduler is not None else None
+    if saved is not None:
+        build_scheduler(saved, scheduler)
+
+
+def require_model(model_dir: str | Path) -> None:
     if not (Path(model_dir) / "model_index.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a generator model folder (no model_index.json); "
                                 "pass the model/ folder of a `gen train` run, e.g. runs/<name>/model")
+
+
+def load_for_sampling(model_dir: str | Path, checkpoint: str | Path | None = None, device: str | None = None,
+                      compile: bool = False) -> TextToImagePipeline:
+    """MODEL_DIR's pipeline (with CHECKPOINT's EMA weights when given) on DEVICE, laid out for sampling."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    with locked(out):
-        pipe = (TextToImagePipeline.from_pretrained(model_dir) if checkpoint is None
-                else load_generator(model_dir, checkpoint, device=device)).for_sampling(device, compile=compile)
-        scorer = make_scorer() if make_scorer is not None else None
-        return _write_samples(pipe, prompts, out, num_per_prompt, steps, guidance, seed, batch_size, overwrite,
-                              candidates, scorer, domains.of_model(model_dir))
+    pipe = (TextToImagePipeline.from_pretrained(model_dir) if checkpoint is None
+            else load_generator(model_dir, checkpoint, device=device))
+    return pipe.for_sampling(device, compile=compile)
