@@ -66,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     add_device_flag(p)
 
     p = sub.add_parser("demo", parents=common, help="the whole round trip on shapes data (what `make demo` runs)")
-    p.add_argument("--out", default="samples/demo", help="the folder to write samples and reports (default samples/demo)")
+    p.add_argument("--out", default="runs/demo/samples",
+                   help="the folder to write samples and reports (default runs/demo/samples; `make update-samples` "
+                        "writes the committed samples/demo)")
     p.add_argument("--runs", default="runs/demo", help="the folder for the two training runs (default runs/demo)")
     p.add_argument("--data", default="data/shapes32", help="the shapes data set, made if missing (default data/shapes32)")
 

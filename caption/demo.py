@@ -1,7 +1,7 @@
 """`make demo`: the whole round trip on the built-in shapes data, offline, on a CPU.
 
 shapes data → captioner → generator → samples (seen and unseen combinations) → judge + oracle →
-samples/demo/{grid.png, report.html, summary.json}, then a short table.
+OUT/{grid.png, report.html, summary.json} (runs/demo/samples unless told), then a short table.
 
 The generator's steps run as the `python -m gen` commands the README lists, each in its own process: the
 captioner never imports the generator, and each training gets a fresh process of its own.
@@ -31,7 +31,7 @@ def demo_prompts(data_dir: Path | None = None, seen: int = 28) -> list[str]:
     return domains.scenes(WORLD, "list evaluation prompts").eval_prompts(data_dir, seen, SEED)
 
 
-def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: str | Path = "data/shapes32",
+def run(out: str | Path = "runs/demo/samples", runs: str | Path = "runs/demo", data: str | Path = "data/shapes32",
         per_prompt: int = 2) -> dict:
     """Every step overwrites its earlier result on purpose (overwrite=True): the demo is re-run from scratch."""
     out, runs, data = Path(out), Path(runs), Path(data)
@@ -71,16 +71,17 @@ def run(out: str | Path = "samples/demo", runs: str | Path = "runs/demo", data: 
     gen_metrics = json.loads((runs / "gen" / "summary.json").read_text())["metrics"]
     summary["demo"] = {"seed": SEED, "prompts": len(prompts), "unseen_prompts": n_unseen, "per_prompt": per_prompt,
                        "oracle": json.loads(run_gen("oracle", str(out), capture=True)), "captioner": cap_metrics, "meta_eval": {
-                           k: trust[k] for k in ("judge", "blind_baseline", "best_alpha", "text_to_image_r@1")},
+                           k: trust[k] for k in ("judge", "blind_baseline", "alpha_in_use", "suggested_alpha",
+                                                "alpha_note", "text_to_image_r@1")},
                        "precision": {name: {k: m.get(k) for k in PRECISION_KEYS}
                                      for name, m in (("captioner", cap_metrics), ("generator", gen_metrics))},
                        "timing": clock}
     atomic_write_text(out / "summary.json", dumps(summary, indent=2))
-    _print_table(summary)
+    _print_table(summary, out)
     return summary
 
 
-def _print_table(summary: dict) -> None:
+def _print_table(summary: dict, out: Path) -> None:
     d = summary["demo"]
     rows = [
         (f"oracle {' / '.join(WORLD.attributes)}", " / ".join(f"{d['oracle'][a]:.3f}" for a in WORLD.attributes)),
@@ -101,6 +102,6 @@ def _print_table(summary: dict) -> None:
                                                    f"{d['timing']['generator_s'] / 60:.1f} / {d['timing']['total_min']:.1f}"),
     ]
     width = max(len(k) for k, _ in rows)
-    print("\nroundtrip demo — samples/demo/{grid.png, report.html, summary.json}")
+    print(f"\nroundtrip demo — {out}/{{grid.png, report.html, summary.json}}")
     for k, v in rows:
         print(f"  {k:<{width}}  {v}")

@@ -1,5 +1,5 @@
 """python -m gen {train, sample, make-shapes, prepare, evaluate, oracle, oracle-renders, geneval, binding, check-data, sweep,
-bench}: parse arguments, call one function."""
+bench, serve}: parse arguments, call one function."""
 from __future__ import annotations
 
 import argparse
@@ -22,12 +22,22 @@ def _parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", action="append", help="a prompt (repeatable)")
     src.add_argument("--prompts", help="a file with one prompt per line")
+    src.add_argument("--from-png", nargs="+", metavar="PNG",
+                     help="draw these PNGs (written by gen sample or gen serve) again, one image each, from the "
+                          "prompt, negative prompt, seed, steps, guidance and scheduler each carries; --steps, "
+                          "--guidance, --negative-prompt and --scheduler, when given, replace the PNG's own")
     p.add_argument("--num-per-prompt", type=int, default=1,
                    help="images per prompt (default 1; at most 100000 images per run)")
     p.add_argument("--steps", type=int,
                    help="sampler steps, at most the model's training noise levels (default: the model's sample.steps)")
     p.add_argument("--guidance", type=float,
                    help="guidance scale from 0 to 100, 1: off, 0: unconditional (default: the model's sample.guidance)")
+    p.add_argument("--negative-prompt", metavar="TEXT",
+                   help="what guidance steers away from, for every image (default: nothing, the empty prompt)")
+    p.add_argument("--scheduler", metavar="NAME",
+                   help="a diffusers scheduler class to sample with, e.g. EulerDiscreteScheduler or DDIMScheduler, "
+                        "built from the model's own scheduler config (default: the model's own); a wrong name "
+                        "lists the ones that fit")
     p.add_argument("--seed", type=int, default=0, help="image i has seed SEED + i, a 64-bit integer ≥ 0 (default 0)")
     p.add_argument("--batch-size", type=int, default=32, help="images per UNet call (default 32)")
     add_device_flag(p)
@@ -44,11 +54,22 @@ def _parser() -> argparse.ArgumentParser:
                    help="--rerank score: the judge's probability that every attribute is right (a prompt with no "
                         "attributes: that it, not another of the run's prompts, is what the image shows), or its "
                         "debiased log-likelihood (docs/judge.md)")
-    p.add_argument("--out", default="samples/out", help="the samples folder to write (default samples/out)")
+    p.add_argument("--out", default="runs/samples",
+                   help="the samples folder to write (default runs/samples, which git ignores)")
     p.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty --out: first delete only the files an earlier `gen sample` wrote "
                         "there (those its .gen_sample_manifest.txt lists); other files are kept, and a file named "
                         "like gen sample's outputs that no manifest lists is refused, never replaced")
+
+    p = sub.add_parser("serve", parents=common, help="a local web page and HTTP API that draw with a model "
+                       "(needs the serve extra: pip install -e '.[serve]')")
+    p.add_argument("model_dir", help="a generator model folder (the model/ of a `gen train` run)")
+    p.add_argument("--captioner", metavar="CAPTIONER",
+                   help="a `caption train` model folder: each image gets its caption and score, best first")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    add_device_flag(p)
 
     p = sub.add_parser("make-shapes", parents=common, help="write the synthetic shapes data set")
     p.add_argument("out", help="the data-set folder to write (images/ + metadata.jsonl)")
@@ -89,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     _sampling_flags(p, "image i has seed SEED + i")
     p.add_argument("--size", type=int, default=48, help="render side with --renders (default 48)")
     p.add_argument("--limit", type=int, help="only the first N prompts of each task (a quick look)")
+    p.add_argument("--checkpoint", metavar="CKPT",
+                   help="judge a checkpoint of the same run (RUN_DIR/checkpoints/checkpoint-N), with its EMA weights: "
+                        "accuracy against training steps")
     add_device_flag(p)
     p.add_argument("--out", required=True, help="the folder to write: samples/, geneval.json, geneval.md, grids")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier `gen geneval` in --out")
@@ -143,6 +167,8 @@ def _run(args: argparse.Namespace) -> int:
         from gen.generator.train import train
 
         print(train(args.config, args.out, args.overrides, args.resume, args.overwrite))
+    elif args.command == "sample" and args.from_png:
+        print(_redraw(args))
     elif args.command == "sample":
         from gen.data import read_prompts
         from gen.generator.sample import sample_model
@@ -153,7 +179,14 @@ def _run(args: argparse.Namespace) -> int:
                        if args.rerank else None)
         print(sample_model(args.model_dir, prompts, args.out, args.num_per_prompt, args.steps, args.guidance,
                            args.seed, args.batch_size, device, args.overwrite, args.candidates, make_scorer,
-                           args.compile, args.checkpoint))
+                           args.compile, args.checkpoint, args.negative_prompt or "", args.scheduler))
+    elif args.command == "serve":
+        from gen.serve import require_extra
+
+        require_extra()  # before the models load: a missing package is one line, not a traceback
+        from gen.serve.server import serve
+
+        serve(args.model_dir, args.captioner, args.host, args.port, resolve_device(args.device))
     elif args.command == "make-shapes":
         print(_make_shapes(args))
     elif args.command == "prepare":
@@ -181,9 +214,11 @@ def _run(args: argparse.Namespace) -> int:
 
         if (args.model_dir is None) == (not args.renders):
             raise UserError("gen geneval: give a MODEL_DIR, or --renders to judge clean renders (not both)")
+        if args.checkpoint and args.renders:
+            raise UserError("gen geneval: --checkpoint needs a MODEL_DIR (its run's exported model), not --renders")
         report = geneval(args.out, args.model_dir, args.prompts, args.images_per_prompt, args.steps, args.guidance,
                          args.seed, args.batch_size, resolve_device(args.device) if args.model_dir else None,
-                         args.size, args.overwrite, limit=args.limit)
+                         args.size, args.overwrite, limit=args.limit, checkpoint=args.checkpoint)
         print(report["table"])
     elif args.command == "binding":
         from gen.core.outputs import atomic_write_text, dumps, refuse_existing
@@ -215,6 +250,19 @@ def _run(args: argparse.Namespace) -> int:
 
         bench(args.config, args.overrides, args.precisions.split(","), args.out, args.compiled, args.overwrite)
     return 0
+
+
+def _redraw(args: argparse.Namespace) -> Path:
+    """`gen sample --from-png`: the seed and count come from each PNG, so the flags that set them are refused."""
+    from gen.core.errors import UserError
+    from gen.generator.redraw import redraw_model
+
+    unused = [flag for flag, value in (("--seed", args.seed), ("--num-per-prompt", args.num_per_prompt != 1),
+                                       ("--rerank", args.rerank), ("--candidates", args.candidates != 1)) if value]
+    if unused:
+        raise UserError(f"--from-png draws each PNG once with the seed it carries; drop {', '.join(unused)}")
+    return redraw_model(args.model_dir, args.from_png, args.out, args.steps, args.guidance, args.negative_prompt,
+                        args.scheduler, resolve_device(args.device), args.overwrite, args.compile, args.checkpoint)
 
 
 def _make_shapes(args: argparse.Namespace) -> Path:

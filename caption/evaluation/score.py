@@ -38,12 +38,14 @@ from caption.judge.views import check_views
 from caption.report.page import write_report
 from gen import domains
 from gen.core.errors import UserError
+from gen.core.labelled_grid import labelled_grid
 from gen.core.outputs import atomic_write_text, dumps, refuse_existing, require_dir_or_missing
 from gen.data import SkipLog, read_folder, read_record_rgb
 from gen.domains import RIGHT, UNSURE, WRONG, Domain
 
 log = logging.getLogger(__name__)
-OUTPUTS = ("scores.jsonl", "summary.json", "report.html")
+OUTPUTS = ("scores.jsonl", "summary.json", "report.html", "scored_grid.png")
+GRID_IMAGES = 32  # scored_grid.png: a picture to look at or put in a README, not a second copy of the folder
 
 
 def _load_items(samples_dir: Path, split: str | None, judge: Judge, skips: SkipLog) -> list[dict[str, Any]]:
@@ -259,7 +261,18 @@ def _write(out: Path, samples_dir: Path, items: list[dict[str, Any]], rows: list
                     **{key: r[key] for key in shown if key in r}}
                    for it, r in zip(items, rows)]
     write_report(out / "report.html", report_rows, summary, title=f"roundtrip scores: {samples_dir}")
+    shown_rows = rows[:GRID_IMAGES]
+    grid = labelled_grid([it["image"] for it in items[:GRID_IMAGES]], [r["prompt"] for r in shown_rows],
+                         [_verdict(r) for r in shown_rows], [r["rank"] == 0 for r in shown_rows])
+    grid.save(out / "scored_grid.png")
     return stored
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    """The judge's word on one image, short enough for a grid tile: the prompt's rank among its distractors
+    (1: the judge reads the image as this prompt) and, where it has one, its probability that all is right."""
+    rank = f"rank {row['rank'] + 1}"
+    return f"{rank}, p {row['p_right']:.2f}" if row.get("p_right") is not None else rank
 
 
 def score_folder(model_dir: str | Path, samples_dir: str | Path, out: str | Path | None = None,

@@ -113,6 +113,12 @@ class Judge:
         alpha = self.alpha if alpha is None else alpha
         return self.logp(image_tokens, texts) - alpha * self.prior(texts)
 
+    def describe(self, images: Sequence[Image.Image], num_beams: int = 1) -> list[str]:
+        """The captioner's caption of each PIL image (greedy, or beam search with `num_beams`)."""
+        if not images:
+            return []
+        return self.caption(torch.stack([self.pil_to_pixels(im) for im in images]), num_beams=num_beams)
+
     def caption(self, pixels: torch.Tensor, num_beams: int = 1, top_p: float | None = None, seed: int = 0) -> list[str]:
         out: list[str] = []
         for s in range(0, len(pixels), self.batch_size):

@@ -70,6 +70,11 @@ class JudgeScorer:
             scores[rest] = np.where(np.isnan(found.all), found.debiased, found.all)
         return scores.tolist()
 
+    def describe(self, images: Sequence[Image.Image]) -> list[str]:
+        """The captioner's greedy caption of each image: what the judge reads in it (`gen serve` shows it beside
+        the score)."""
+        return self.judge.describe(images)
+
     def among_rivals(self, tokens: torch.Tensor, prompts: Sequence[str]) -> np.ndarray:
         """Per image (tokens (N, T_img, D)): softmax of log p(text | image) over its prompt and the rivals, at its
         prompt."""
