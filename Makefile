@@ -21,6 +21,12 @@ $(STAMP): pyproject.toml
 test: lint browser
 	$(PY) -m pytest -q
 
+# Every figure the README and docs quote from a committed JSON against that JSON (tests/docs_numbers.py); `make
+# test` runs it too.
+.PHONY: docs-check
+docs-check: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_docs_numbers.py
+
 lint: $(STAMP)
 	$(PY) -m ruff check gen caption roundtrip tests
 	$(PY) -m pytest -q -p no:cacheprovider tests/test_layout.py
