@@ -9,7 +9,7 @@ from test_evaluate_real import CFG, real_dir, square, write_jsonl  # noqa: F401 
 
 from gen.data.records import read_folder
 from gen.evaluate.real import evaluate_samples
-from gen.evaluate.selection import describe, folder_selection, row_selection
+from gen.data.selection import describe, folder_selection, row_selection
 
 PROMPTS = [("a red thing", "red"), ("a red thing", "red"), ("a blue thing", "blue"), ("a green thing", "green")]
 
@@ -75,3 +75,15 @@ def test_evaluate_records_the_selection_and_shows_it_first(real_dir, tmp_path, m
     summary = evaluate_samples(plain, real_dir, cfg=CFG)  # the cached classifier: no second training
     assert summary["selection"] == {"kind": "plain"} and summary["classifier"]["cached"] is True
     assert "plain samples: one sample per image" in (plain / "evaluation.html").read_text()
+
+
+def test_the_score_report_says_how_its_images_were_chosen_before_any_number(tmp_path):
+    from caption.report.page import write_report
+
+    summary = {"selection": {"kind": "best_of_n", "n": 8, "scorer": "judge:prob"}, "headline": []}
+    page = write_report(tmp_path / "report.html", [], summary).read_text(encoding="utf-8")
+    intro = page.index("How the images were chosen")
+    assert "best of 8 candidates per image by judge:prob" in page[intro:intro + 300]
+    assert "docs/glossary.md" in page
+    plain = write_report(tmp_path / "plain.html", [], {"selection": {"kind": "plain"}}).read_text(encoding="utf-8")
+    assert "plain samples: one sample per image" in plain

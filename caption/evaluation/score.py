@@ -42,6 +42,7 @@ from gen.core.labelled_grid import labelled_grid
 from gen.core.outputs import atomic_write_text, dumps, refuse_existing, require_dir_or_missing
 from gen.data import SkipLog, read_folder, read_record_rgb
 from gen.domains import RIGHT, UNSURE, WRONG, Domain
+from gen.data.selection import folder_selection
 
 log = logging.getLogger(__name__)
 OUTPUTS = ("scores.jsonl", "summary.json", "report.html", "scored_grid.png")
@@ -313,5 +314,8 @@ def score_folder(model_dir: str | Path, samples_dir: str | Path, out: str | Path
         for row, fields in zip(rows, extra):
             row |= fields
         section = label_summary(labels, scores, rows)
-    summary = summarise(rows, skips, judge.alpha, world, section) | {"views": dataclasses.asdict(judge.views)}
+    summary = summarise(rows, skips, judge.alpha, world, section) | {
+        "views": dataclasses.asdict(judge.views),
+        # Best-of-N changes what every score here means: recorded beside them, and said at the report's top.
+        "selection": folder_selection([it["record"] for it in items])}
     return _write(out, samples_dir, items, rows, summary)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from caption.report.charts import reliability_diagram, score_histogram
 from gen.core.html import esc, png_data_uri, write_page
+from gen.data.selection import describe as describe_selection
 
 # Log-probs at or above GOOD are shaded fully green, at or below BAD fully red.
 GOOD_LOGPROB = -0.1
@@ -31,6 +32,7 @@ table.summary td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .tok { border-radius: 2px; padding: 0 1px; }
 .caption { font-style: italic; margin: 4px 0; }
 .meta { color: #555; }
+.intro { max-width: 70em; line-height: 1.45; }
 .ok { color: #2a9d3a; } .bad { color: #d33; }
 .strip { display: flex; flex-wrap: wrap; gap: 12px; }
 .headline { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; margin-bottom: 1em; }
@@ -193,6 +195,18 @@ def _headline_html(summary: Mapping, rows: Sequence[Mapping]) -> str:
     return f'<section class="headline"><div class="numbers">{stats}</div>{pictures}</section>'
 
 
+def _intro_html(summary: Mapping) -> str:
+    """What the page shows, in plain words, and how its images were chosen: read before any number."""
+    selection = summary.get("selection")
+    chosen = describe_selection(selection) if isinstance(selection, Mapping) else "not recorded"
+    return ('<p class="intro">Each card below is one image with the prompt it was drawn for under it (each word '
+            "shaded by how likely the captioner finds it, given the image), the captioner's own caption in italics, "
+            "the judge's score and the prompt's rank among near-miss prompts (0: the judge reads the image as this "
+            "prompt), and, where the data has an exact pixel oracle, the oracle's verdict. The numbers next sum "
+            f"them up; every term is explained in docs/glossary.md.<br><b>How the images were chosen:</b> "
+            f"{esc(chosen)}.</p>")
+
+
 def _task_table_html(summary: Mapping) -> str:
     """The per-task table of a domain that poses tasks (caption/evaluation/tasks.py `table`): one row per task."""
     rows = summary.get("task_table")
@@ -227,7 +241,7 @@ def write_report(
     """Write a single-file HTML report: headline numbers and charts, the per-task table where the summary has one
     (`task_table`), the full table collapsed, skipped items, then a grid of cards."""
     cards = "\n".join(_card(row) for row in rows)
-    body = (f'{_headline_html(summary, rows)}\n{_task_table_html(summary)}\n{_summary_html(summary)}\n'
+    body = (f'{_intro_html(summary)}\n{_headline_html(summary, rows)}\n{_task_table_html(summary)}\n{_summary_html(summary)}\n'
             f'{_skipped_html(summary)}\n<div class="grid">\n{cards}\n</div>')
     return write_page(path, title, _CSS, body)
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from gen.core.html import esc, png_data_uri, write_page
-from gen.evaluate.selection import describe
+from gen.data.selection import describe
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }

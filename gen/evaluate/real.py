@@ -33,7 +33,7 @@ from gen.data.records import Record, SkipLog, label_of, read_folder
 from gen.evaluate.class_grid import class_grid
 from gen.evaluate.classifier import ClassifierConfig, cached_classifier, load_pixels, predict
 from gen.evaluate.html import write_html
-from gen.evaluate.selection import describe, folder_selection
+from gen.data.selection import describe, folder_selection
 
 log = logging.getLogger(__name__)
 OUTPUTS = ("evaluation.json", "evaluation.html", "per_class_grid.png")
