@@ -9,6 +9,7 @@ from conftest import ROOT
 from caption.train import CaptionConfig
 from gen.core import config as config_io
 from gen.core.config import ConfigError, GenConfig, apply_overrides, load
+from gen.generator.patching import patched_denoise
 from gen.generator.train import build_unet
 
 GEN_CONFIGS = sorted((ROOT / "configs" / "gen").glob("*.yaml"))
@@ -46,8 +47,9 @@ def test_every_gen_config_builds_a_unet_that_denoises_at_its_resolution(path):
     unet = build_unet(cfg, cross_attention_dim=dim).eval()
     x = torch.randn(1, 3, size, size)
     pooled = {"class_labels": torch.randn(1, dim)} if cfg.unet.get("class_embed_type") == "projection" else {}
-    with torch.no_grad():
-        out = unet(x, torch.tensor([500]), torch.randn(1, 4, dim), **pooled).sample
+    with torch.no_grad():  # a patched config's UNet sees the image as patches (gen/generator/patching.py)
+        out = patched_denoise(unet, x, torch.tensor([500]), cfg.patch_size, encoder_hidden_states=torch.randn(1, 4, dim),
+                              **pooled)
     assert out.shape == x.shape and torch.isfinite(out).all()
 
 
