@@ -40,8 +40,9 @@ browser:
 		echo "warning: no /usr/bin/chromium (as root: apt-get install chromium); tests/test_serve_browser.py skips"
 
 # The demo writes under runs/ (git-ignored). The committed samples/ change only through `make update-samples`.
+# DEMO_ARGS shortens a trial run: make demo DEMO_ARGS="--set train.max_minutes=null --set train.max_steps=20"
 demo: $(STAMP)
-	$(PY) -m caption demo --out runs/demo/samples
+	$(PY) -m caption demo --out runs/demo/samples $(DEMO_ARGS)
 
 # The models that ship in models/tiny-shapes/ (safetensors and model cards, about 10 MB): the demo's recipe, with
 # the step counts its 15- and 10-minute budgets reached on a 2-core CPU fixed, so a busy machine makes the same

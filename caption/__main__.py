@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
                         "writes the committed samples/demo)")
     p.add_argument("--runs", default="runs/demo", help="the folder for the two training runs (default runs/demo)")
     p.add_argument("--data", default="data/shapes32", help="the shapes data set, made if missing (default data/shapes32)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for both trainings, e.g. train.max_steps=20 for a trial run (repeatable)")
 
     p = sub.add_parser("meta-eval", parents=common,
                        help="how far to trust the judge: error ladders on held-out shapes renders, or (--generated) "
@@ -161,7 +163,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "demo":
         from caption.demo import run
 
-        run(args.out, args.runs, args.data)
+        run(args.out, args.runs, args.data, overrides=args.overrides)
     elif args.command == "meta-eval":
         _meta_eval(args)
     elif args.command == "geneval":

@@ -32,8 +32,10 @@ def demo_prompts(data_dir: Path | None = None, seen: int = 28) -> list[str]:
 
 
 def run(out: str | Path = "runs/demo/samples", runs: str | Path = "runs/demo", data: str | Path = "data/shapes32",
-        per_prompt: int = 2) -> dict:
-    """Every step overwrites its earlier result on purpose (overwrite=True): the demo is re-run from scratch."""
+        per_prompt: int = 2, overrides: list[str] | None = None) -> dict:
+    """Every step overwrites its earlier result on purpose (overwrite=True): the demo is re-run from scratch.
+    `overrides` (KEY=VALUE) apply to both trainings: a trial run, e.g. train.max_steps=20 with train.max_minutes=null."""
+    overrides = list(overrides or [])
     out, runs, data = Path(out), Path(runs), Path(data)
     clock = {}
     t0 = time.monotonic()
@@ -43,12 +45,13 @@ def run(out: str | Path = "runs/demo/samples", runs: str | Path = "runs/demo", d
     clock["data_s"] = time.monotonic() - t0
     print("[2/5] captioner (configs/caption/shapes32.yaml)", flush=True)
     t = time.monotonic()
-    cap_dir = train_captioner("configs/caption/shapes32.yaml", runs / "caption", [f"data.path={data}"], overwrite=True)
+    cap_dir = train_captioner("configs/caption/shapes32.yaml", runs / "caption", [f"data.path={data}", *overrides],
+                              overwrite=True)
     clock["captioner_s"] = time.monotonic() - t
     print("[3/5] generator (configs/gen/shapes32.yaml)", flush=True)
     t = time.monotonic()
     run_gen("train", "configs/gen/shapes32.yaml", "--out", str(runs / "gen"), "--set", f"data.path={data}",
-                "--overwrite")
+            *[arg for o in overrides for arg in ("--set", o)], "--overwrite")
     gen_dir = runs / "gen" / "model"
     clock["generator_s"] = time.monotonic() - t
     print("[4/5] sampling", flush=True)
