@@ -36,6 +36,20 @@ def running(app) -> Iterator[str]:
         sock.close()
 
 
+@contextmanager
+def served(model_dir, captioner_dir) -> Iterator[str]:
+    """`gen serve` of MODEL_DIR (scored by CAPTIONER_DIR) as `gen serve` builds it, loopback Host names only, on a
+    running test server: yields its base URL, then stops the server and its worker."""
+    from gen.serve.server import LOOPBACK_NAMES, build_app
+
+    app, jobs = build_app(model_dir, captioner_dir, "cpu", list(LOOPBACK_NAMES))
+    try:
+        with running(app) as base:
+            yield base
+    finally:
+        jobs.close()
+
+
 def call(method: str, url: str, body: Any = None, raw: bytes | None = None,
          headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """(HTTP status, decoded JSON body) of one request; error statuses are returned, not raised."""

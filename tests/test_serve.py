@@ -23,8 +23,8 @@ pytest.importorskip("fastapi", reason="gen serve's tests need the serve extra: p
 pytest.importorskip("uvicorn", reason="gen serve's tests need the serve extra: pip install -e '.[serve]'")
 
 from gen.serve.jobs import WAITING  # noqa: E402
-from gen.serve.server import LOOPBACK_NAMES, build_app, is_loopback  # noqa: E402
-from serve_support import call, fetch, running, wait_for  # noqa: E402
+from gen.serve.server import build_app, is_loopback  # noqa: E402
+from serve_support import call, fetch, running, served, wait_for  # noqa: E402
 
 PROMPT = "a red circle on the left"
 SAMPLERS = ["DPMSolverMultistepScheduler", "DDIMScheduler"]
@@ -33,10 +33,8 @@ SAMPLERS = ["DPMSolverMultistepScheduler", "DDIMScheduler"]
 @pytest.fixture(scope="module")
 def server(gen_run, captioner_dir):
     """Base URL of `gen serve` on the tiny models, as `gen serve` builds it (loopback Host names only)."""
-    app, jobs = build_app(gen_run / "model", captioner_dir, "cpu", list(LOOPBACK_NAMES))
-    with running(app) as base:
+    with served(gen_run / "model", captioner_dir) as base:
         yield base
-    jobs.close()
 
 
 def draw(base: str, **fields) -> dict:

@@ -15,8 +15,7 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="gen serve's tests need the serve extra: pip install -e '.[serve]'")
 pytest.importorskip("uvicorn", reason="gen serve's tests need the serve extra: pip install -e '.[serve]'")
 
-from gen.serve.server import LOOPBACK_NAMES, build_app  # noqa: E402
-from serve_support import fetch, running  # noqa: E402
+from serve_support import fetch, served  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -38,10 +37,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def base(gen_run, captioner_dir):
-    app, jobs = build_app(gen_run / "model", captioner_dir, "cpu", list(LOOPBACK_NAMES))
-    with running(app) as url:
+    with served(gen_run / "model", captioner_dir) as url:
         yield url
-    jobs.close()
 
 
 def pixels(base: str, url: str) -> bytes:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
-from gen.generator.patching import patched_denoise
+from gen.generator.patching import image_shape, patched_denoise
 from gen.generator.pipeline import unet_conditioning
 from gen.generator.text import encode, tokenize
 
@@ -58,8 +58,7 @@ def reference_sample(model: torch.nn.Module, tokenizer: Any, max_length: int, sc
     ids, mask = (x.to(device) for x in tokenize(tokenizer, [""] * len(prompts) + list(prompts), max_length))
     states, mask = encode(model.text_encoder, ids, mask)  # (2B, T, D)
     kwargs = unet_conditioning(unet, states, mask)
-    size = unet.config.sample_size * p
-    x = randn_tensor((len(prompts), unet.config.in_channels // (p * p), size, size), generator=generator, device=device)
+    x = randn_tensor((len(prompts), *image_shape(unet, p)), generator=generator, device=device)
     x = x * scheduler.init_noise_sigma
     scheduler.set_timesteps(steps, device=device)
     for t in scheduler.timesteps:

@@ -29,3 +29,9 @@ def unet_shape(resolution: int, patch_size: int) -> dict[str, int]:
         raise ValueError(f"patch_size must be a positive divisor of the resolution {resolution}, not {patch_size}")
     channels = 3 * patch_size * patch_size
     return {"in_channels": channels, "out_channels": channels, "sample_size": resolution // patch_size}
+
+
+def image_shape(unet: UNet2DConditionModel, patch_size: int) -> tuple[int, int, int]:
+    """(channels, height, width) of the pixel-space images a UNet of p×p patches denoises: unet_shape inverted."""
+    size = unet.config.sample_size * patch_size
+    return unet.config.in_channels // (patch_size * patch_size), size, size

@@ -16,7 +16,7 @@ from gen.core import config as config_io
 from gen.core.config import GenConfig, SampleConfig, first_line
 from gen.core.errors import UserError
 from gen.generator.compiling import compile_module
-from gen.generator.patching import patched_denoise
+from gen.generator.patching import image_shape, patched_denoise
 from gen.generator.text import encode, max_length_of, tokenize
 
 
@@ -120,8 +120,7 @@ class TextToImagePipeline(DiffusionPipeline):
         unet_kwargs = unet_conditioning(self.unet, states.to(self.unet.dtype), mask)
 
         p = self.config.patch_size
-        size = self.unet.config.sample_size * p
-        shape = (len(prompts), self.unet.config.in_channels // (p * p), size, size)
+        shape = (len(prompts), *image_shape(self.unet, p))
         x = randn_tensor(shape, generator=generator, device=self._execution_device, dtype=self.unet.dtype)
         x = x * self.scheduler.init_noise_sigma  # (B, C, H, W)
         if self.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last):
